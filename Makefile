@@ -1,0 +1,37 @@
+# Two commands on a fresh machine:  make demo  |  make test
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch first, on its own: a CPU wheel of 2.13.0 lies on disk here; an unpinned torch (or a
+# package that pulls one) would download a multi-GB CUDA build
+TORCH_PIN := torch==2.13.0
+
+# the shared datasets mirror, when present and not chosen already
+ifeq ($(origin WORDCONV_DATA), undefined)
+ifneq ($(wildcard ../shared/data),)
+export WORDCONV_DATA := $(abspath ../shared/data)
+endif
+endif
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH_PIN)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $@
+
+# Kim TextCNN (random embeddings) on MR, CV fold 0: trains, evaluates, prints the metrics
+demo: install
+	$(BIN)/wordconv train --data mr --model textcnn --fold 0 --output runs/demo-mr --overwrite
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/kim_table.py
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,35 @@
+"""wordconv: word-level convolutional networks for text.
+
+    import wordconv
+    model = wordconv.train("mr", "textcnn", "runs/mr")      # train, evaluate, save
+    model.predict(["a gripping, funny film"])               # -> [Prediction(label='positive', ...)]
+    model = wordconv.load("runs/mr")                        # later, anywhere
+"""
+
+from wordconv.errors import ConfigError, DataError, ModelError, WordconvError
+
+__version__ = "0.1.0"
+
+
+def train(*args, **kwargs):
+    """Train, evaluate and (with ``output``) save a model; see :func:`wordconv.pipeline.train`."""
+    from wordconv.pipeline import train as _train
+
+    return _train(*args, **kwargs)
+
+
+def evaluate(*args, **kwargs) -> dict:
+    """Evaluate a saved model; see :func:`wordconv.pipeline.evaluate`."""
+    from wordconv.pipeline import evaluate as _evaluate
+
+    return _evaluate(*args, **kwargs)
+
+
+def load(path):
+    """Load a model directory into a :class:`~wordconv.inference.Predictor`."""
+    from wordconv.inference import Predictor
+
+    return Predictor.load(path)
+
+
+__all__ = ["train", "evaluate", "load", "WordconvError", "DataError", "ConfigError", "ModelError", "__version__"]

@@ -1,0 +1,164 @@
+"""The `wordconv` command: each command parses its options, calls one library function, prints.
+
+Errors the user can fix are printed as one message (no traceback) with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from wordconv.errors import WordconvError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Word-level CNNs for text: train, evaluate, predict.")
+err = Console(stderr=True)
+out = Console()
+
+
+@contextlib.contextmanager
+def _user_errors():
+    try:
+        yield
+    except WordconvError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted[/]")
+        raise typer.Exit(130) from None
+
+
+DataOpt = Annotated[Optional[str], typer.Option("--data", help="registry name (see `wordconv datasets`) or a file path")]
+DataDirOpt = Annotated[Optional[str], typer.Option("--data-dir", help="local mirror of the datasets [env WORDCONV_DATA]")]
+
+
+@app.command()
+def train(
+    data: DataOpt = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="architecture (see `wordconv models`)")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="model directory to write")] = ...,
+    fold: Annotated[Optional[int], typer.Option(help="CV fold for sets without a test split (MR: 0-9)")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="maximum epochs")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed for init, dropout and batch order")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="JSON/YAML config (e.g. a model's config.json)")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. --set training.lr=0.0005")] = None,
+    data_dir: DataDirOpt = None,
+    test: Annotated[Optional[str], typer.Option("--test", help="your own test file (no CV then)")] = None,
+    dev: Annotated[Optional[str], typer.Option("--dev", help="your own dev file")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", help="labelfirst, csv, tsv, jsonl, folder")] = None,
+    text_field: Annotated[Optional[str], typer.Option("--text-field", help="text column for CSV/TSV/JSONL")] = None,
+    label_field: Annotated[Optional[str], typer.Option("--label-field", help="label column for CSV/TSV/JSONL")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing output directory")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
+) -> None:
+    """Train a model, evaluate it on the test split (or CV fold) and save the model directory."""
+    from wordconv.evaluation.report import confusion_table, metrics_table
+    from wordconv.pipeline import train as run
+
+    sets = list(set_ or [])
+    for key, value in (("data.test_path", test), ("data.dev_path", dev), ("data.format", format),
+                       ("data.text_field", text_field), ("data.label_field", label_field)):
+        if value is not None:
+            sets.append(f"{key}={json.dumps(value)}")
+    with _user_errors():
+        predictor = run(data, model, output, config=config, overrides=sets, fold=fold, epochs=epochs, seed=seed,
+                        data_dir=data_dir, overwrite=overwrite, progress=False if quiet else None, console=err)
+    metrics = predictor.metrics
+    if metrics is not None:
+        out.print(metrics_table(metrics, title=f"{predictor.config.data.name} test"))
+        out.print(confusion_table(metrics))
+    t = predictor.meta.get("training", {})
+    out.print(f"trained in {t.get('seconds', 0):.1f}s ({t.get('epochs_run')} epochs, best {t.get('best_epoch')}, "
+              f"{t.get('tokens_per_second', 0):,.0f} tokens/s); model saved to [bold]{output}[/]")
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="a trained model directory")],
+    data: DataOpt = None,
+    split: Annotated[str, typer.Option(help="train, dev or test (registry datasets)")] = "test",
+    fold: Annotated[Optional[int], typer.Option(help="CV fold (default: the one the model was trained on)")] = None,
+    data_dir: DataDirOpt = None,
+    format: Annotated[Optional[str], typer.Option("--format")] = None,
+    text_field: Annotated[Optional[str], typer.Option("--text-field")] = None,
+    label_field: Annotated[Optional[str], typer.Option("--label-field")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print metrics as JSON")] = False,
+) -> None:
+    """Evaluate a model directory on a dataset split or a labelled file."""
+    from wordconv.evaluation.report import confusion_table, metrics_table
+    from wordconv.pipeline import evaluate as run
+
+    with _user_errors():
+        metrics = run(model_dir, data, split=split, data_dir=data_dir, fold=fold, format=format,
+                      text_field=text_field, label_field=label_field)
+    if as_json:
+        out.print_json(json.dumps(metrics))
+    else:
+        out.print(metrics_table(metrics, title=f"{metrics['data']} {metrics['split']}"))
+        out.print(confusion_table(metrics))
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="a trained model directory")],
+    texts: Annotated[Optional[list[str]], typer.Argument(help="texts to classify")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="file of texts: one per line, or .jsonl with a text field")] = None,
+    text_field: Annotated[str, typer.Option("--text-field", help="field holding the text in a .jsonl/.csv input")] = "text",
+    top_k: Annotated[int, typer.Option("--top-k", help="how many labels to list per text")] = 1,
+) -> None:
+    """Print one JSON line per text: label, score, probabilities, top-k."""
+    from wordconv.data.readers import read_examples
+    from wordconv.inference import Predictor
+
+    with _user_errors():
+        items = list(texts or [])
+        if input is not None:
+            items += [ex.text for ex in read_examples(input, text_field=text_field, require_labels=False)]
+        if not items:
+            raise WordconvError("nothing to predict: give texts as arguments or --input FILE")
+        predictor = Predictor.load(model_dir)
+        for text, pred in zip(items, predictor.predict(items, top_k=top_k)):
+            sys.stdout.write(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False) + "\n")
+
+
+@app.command()
+def datasets(data_dir: DataDirOpt = None) -> None:
+    """List the dataset registry and what is available locally."""
+    from wordconv.data.registry import dataset_status
+
+    with _user_errors():
+        rows = dataset_status(data_dir)
+    table = Table(title="datasets")
+    for col in ("name", "task", "splits", "local", "where"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["task"], str(r["splits"]), "yes" if r["available"] else "no", str(r["where"] or "-"))
+    out.print(table)
+
+
+@app.command()
+def models() -> None:
+    """List the registered model architectures."""
+    from wordconv.models.registry import get_model, model_names
+
+    table = Table(title="models")
+    table.add_column("name")
+    table.add_column("description")
+    for name in model_names():
+        table.add_row(name, get_model(name).description)
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

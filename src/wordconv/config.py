@@ -1,0 +1,176 @@
+"""Typed, validated run configuration.
+
+A :class:`Config` is plain data: it is validated when built (unknown keys and wrong types are
+rejected, every problem reported at once), saved in full with every model, and replayable with
+``wordconv train --config model_dir/config.json``.  Dotted overrides (``training.lr=0.01``)
+change single values.
+
+The ``model`` section's fields depend on ``model.type``: each registered architecture brings its
+own config class (see :mod:`wordconv.models.registry`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
+
+from wordconv.data.text import PreprocessConfig
+from wordconv.errors import ConfigError
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    name: str = "mr"  # a registry name (`wordconv datasets`) or a path to a user file
+    data_dir: str | None = None  # local mirror of the registry files; default $WORDCONV_DATA
+    fold: int | None = None  # CV fold for sets without a test split (MR: 10 folds, Kim 2014); None = 0
+    split_seed: int = 13  # seeds the fold assignment and the dev carve-out
+    dev_fraction: float = Field(0.1, gt=0.0, lt=1.0)  # dev carved from train where there is none
+    format: str | None = None  # reader format; None = detected from the file name
+    text_field: str = "text"  # CSV/TSV/JSONL column holding the text
+    label_field: str = "label"  # CSV/TSV/JSONL column holding the label
+    test_path: str | None = None  # a user's own test file (then no CV)
+    dev_path: str | None = None  # a user's own dev file (then no dev carve-out)
+
+
+class EmbeddingConfig(Section):
+    mode: Literal["rand"] = "rand"  # Kim (2014) CNN-rand; pretrained modes come with word vectors
+    dim: int = Field(300, gt=0)  # Kim (2014): 300, the word2vec size
+    init_scale: float = Field(0.25, gt=0.0)  # U[-a, a] init as in Kim's code (a = 0.25)
+
+
+class TrainingConfig(Section):
+    epochs: int = Field(10, gt=0)  # upper bound; the best epoch on dev is kept
+    batch_size: int = Field(50, gt=0)  # Kim (2014): mini-batches of 50
+    optimizer: Literal["adam", "adadelta"] = "adam"  # Adam beat Adadelta on 4 of 5 sets here
+    lr: float = Field(1e-3, gt=0.0)  # Adam default; use 1.0 with adadelta
+    weight_decay: float = Field(0.0, ge=0.0)
+    adadelta_rho: float = Field(0.95, gt=0.0, lt=1.0)  # Kim's code: rho 0.95
+    grad_clip: float | None = Field(None, gt=0.0)  # max global grad norm; None = off
+    class_weights: Literal["none", "balanced"] | list[float] = "none"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    metric: Literal["accuracy", "f1_macro", "f1_micro", "f1_weighted", "loss"] = "accuracy"
+    patience: int | None = Field(3, gt=0)  # early stopping: epochs without dev improvement
+    seed: int = 13  # model init, dropout and batch order
+    threads: int | None = Field(None, gt=0)  # torch intra-op threads; None = torch's default
+    progress: bool = True  # rich progress bar
+
+
+class ModelParams(Section):
+    """Base of every architecture's config; subclasses set ``type`` to their registered name."""
+
+    type: str
+
+
+class Config(Section):
+    task: Literal["textcat"] = "textcat"
+    data: DataConfig = DataConfig()
+    preprocessing: PreprocessConfig = PreprocessConfig()
+    embeddings: EmbeddingConfig = EmbeddingConfig()
+    model: SerializeAsAny[ModelParams] = Field(default_factory=lambda: _model_params({"type": "textcnn"}))
+    training: TrainingConfig = TrainingConfig()
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _resolve_model(cls, value: Any) -> ModelParams:
+        if isinstance(value, ModelParams):
+            value = value.model_dump()
+        if not isinstance(value, dict):
+            raise ValueError("model must be a mapping with a 'type' key, e.g. {type: textcnn}")
+        return _model_params(value)
+
+
+def _model_params(value: dict) -> ModelParams:
+    from wordconv.models.registry import model_config_class
+
+    value = dict(value)
+    name = value.setdefault("type", "textcnn")
+    return model_config_class(name).model_validate(value)
+
+
+def _format_errors(err: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        loc = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "(config)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  {loc}: unknown key (check the spelling; `wordconv train --help` lists sections)")
+        else:
+            lines.append(f"  {loc}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def build_config(data: dict | None = None, overrides: list[str] | dict[str, Any] | None = None,
+                 source: str = "config") -> Config:
+    """Validate a nested dict plus dotted overrides into a :class:`Config`.
+
+    Every problem is reported at once in one :class:`ConfigError`.
+    """
+    data = json.loads(json.dumps(data or {}))  # deep copy, plain types only
+    for key, value in _parse_overrides(overrides).items():
+        _set_dotted(data, key, value)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"invalid {source}:\n{_format_errors(err)}") from None
+    except ConfigError as err:  # unknown model type, raised from the model validator
+        raise ConfigError(f"invalid {source}: {err}") from None
+
+
+def _parse_overrides(overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+    if overrides is None:
+        return {}
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    out: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. training.lr=0.001)")
+        key, raw = item.split("=", 1)
+        try:  # YAML gives numbers, booleans, null and [lists] their types
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key!r}: {'.'.join(parts[: i + 1])} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config_file(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a JSON or YAML config file (e.g. a model directory's ``config.json``)."""
+    path = Path(path)
+    if path.is_dir() and (path / "config.json").exists():
+        path = path / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist (pass a .json/.yaml file or a model directory)")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (data, model, training, ...)")
+    return build_config(data, overrides, source=str(path))
+
+
+def config_to_dict(config: Config) -> dict:
+    return config.model_dump(mode="json")

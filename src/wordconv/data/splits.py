@@ -1,0 +1,80 @@
+"""Seeded, stratified data splits: k-fold cross-validation and a dev set carved from training data.
+
+Both use scikit-learn, so a (labels, k, seed) triple always gives the same assignment.  The returned example
+lists keep the order of the input.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from wordconv.data.readers import Example
+from wordconv.errors import ConfigError, DataError
+
+
+def kfold_indices(labels: Sequence[str], k: int = 10, seed: int = 13) -> list[int]:
+    """The fold id (0..k-1) of every example: stratified by label, shuffled with ``seed``, deterministic."""
+    if k < 2:
+        raise ConfigError(f"cross-validation needs at least 2 folds, got k={k}.")
+    if len(labels) < k:
+        raise DataError(f"{k}-fold cross-validation needs at least {k} examples, got {len(labels)}; use a smaller k.")
+    folds = [0] * len(labels)
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    for fold, (_, test_index) in enumerate(splitter.split(np.zeros(len(labels)), list(labels))):
+        for index in test_index:
+            folds[index] = fold
+    return folds
+
+
+def split_fold(examples: Sequence[Example], k: int, fold: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """(train, test) for fold ``fold`` of a stratified ``k``-fold split of labelled ``examples``."""
+    if not 0 <= fold < k:
+        raise ConfigError(f"fold {fold} is out of range for {k}-fold cross-validation; use a fold from 0 to {k - 1}.")
+    folds = kfold_indices(_labels(examples, "cross-validation"), k, seed)
+    train = [example for example, f in zip(examples, folds) if f != fold]
+    test = [example for example, f in zip(examples, folds) if f == fold]
+    return train, test
+
+
+def carve_dev(
+    examples: Sequence[Example], fraction: float = 0.1, seed: int = 13
+) -> tuple[list[Example], list[Example]]:
+    """(train, dev) with ``ceil(fraction * n)`` dev examples chosen with ``seed``.
+
+    Stratified by label when every class has at least 2 examples and both parts can hold every class;
+    otherwise (or for unlabelled examples) a plain seeded shuffle.  ``fraction=0`` gives an empty dev set.
+    """
+    if not 0 <= fraction < 1:
+        raise ConfigError(f"the dev fraction must be at least 0 and below 1, got {fraction}.")
+    if fraction == 0:
+        return list(examples), []
+    n_dev = math.ceil(fraction * len(examples))
+    if n_dev >= len(examples):
+        raise DataError(
+            f"too few examples ({len(examples)}) to carve a dev set of {fraction:.0%}; add data or give a dev file."
+        )
+    labels = [example.label for example in examples]
+    counts = Counter(labels)
+    stratify = None
+    if None not in counts and min(counts.values()) >= 2 and min(n_dev, len(examples) - n_dev) >= len(counts):
+        stratify = labels
+    _, dev_index = train_test_split(
+        np.arange(len(examples)), test_size=n_dev, random_state=seed, shuffle=True, stratify=stratify
+    )
+    dev_set = set(dev_index.tolist())
+    train = [example for index, example in enumerate(examples) if index not in dev_set]
+    dev = [example for index, example in enumerate(examples) if index in dev_set]
+    return train, dev
+
+
+def _labels(examples: Sequence[Example], purpose: str) -> list[str]:
+    """The labels of ``examples``; DataError naming the first unlabelled example."""
+    for example in examples:
+        if example.label is None:
+            raise DataError(f"{example.source}: {purpose} needs labelled examples, but this one has no label.")
+    return [example.label for example in examples]

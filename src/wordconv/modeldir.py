@@ -1,0 +1,174 @@
+"""The model directory: wordconv's one artifact (no pickles).
+
+    config.json        fully resolved Config (replay with `wordconv train --config DIR/config.json`)
+    model.safetensors  weights
+    vocab.json         word vocabulary
+    labels.json        label names, in output order
+    meta.json          versions, git commit, seed, data file hashes, timings, created_at
+    metrics.json       evaluation of the chosen split (accuracy, f1_macro, ...)
+    history.jsonl      one JSON line per epoch
+    *.png              learning curve, confusion matrix
+
+Saving writes everything into a temporary sibling directory and renames it into place, so a
+crash never leaves a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+
+from wordconv.config import Config, build_config
+from wordconv.data.vocab import Vocab
+from wordconv.errors import ConfigError, ModelError, WordconvError
+
+REQUIRED_FILES = ("config.json", "model.safetensors", "vocab.json", "labels.json")
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"{path}: cannot read JSON ({err}); the model directory is damaged — retrain or restore it") from None
+
+
+def check_output_dir(path: str | Path, overwrite: bool) -> Path:
+    """Fail early (before any training) when the output directory cannot be written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ModelError(f"output {path} exists and is a file; choose a directory path")
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise ModelError(f"output directory {path} already exists and is not empty; "
+                         "choose another --output or pass --overwrite")
+    parent = path.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(parent, os.W_OK):
+        raise ModelError(f"cannot write to {parent}: permission denied")
+    return path
+
+
+def atomic_directory(path: str | Path, fill: Callable[[Path], None], overwrite: bool = False) -> Path:
+    """Create ``path`` by filling a temporary sibling directory and renaming it into place."""
+    path = check_output_dir(path, overwrite)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.resolve().parent))
+    try:
+        fill(tmp)
+        for f in tmp.iterdir():  # flush file contents before the rename makes them visible
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelError(f"could not write model directory {path}: {err}; nothing was written there "
+                         "(check free disk space and permissions)") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def git_commit() -> str | None:
+    """The commit of the wordconv source tree, when it is a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def base_meta(seed: int) -> dict:
+    from wordconv import __version__
+
+    return {
+        "wordconv_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "git_commit": git_commit(),
+        "seed": seed,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+@dataclass
+class Artifact:
+    config: Config
+    model: torch.nn.Module
+    vocab: Vocab
+    labels: list[str]
+    meta: dict
+    metrics: dict | None = None
+    history: list[dict] | None = None
+
+
+def save_artifact(path: str | Path, art: Artifact, *, overwrite: bool = False,
+                  extra: Callable[[Path], None] | None = None) -> Path:
+    def fill(tmp: Path) -> None:
+        write_json(tmp / "config.json", art.config.model_dump(mode="json"))
+        save_model(art.model, str(tmp / "model.safetensors"), metadata={"format": "pt", "wordconv": "1"})
+        art.vocab.save(tmp / "vocab.json")
+        write_json(tmp / "labels.json", art.labels)
+        write_json(tmp / "meta.json", art.meta)
+        if art.metrics is not None:
+            write_json(tmp / "metrics.json", art.metrics)
+        if art.history is not None:
+            (tmp / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in art.history), encoding="utf-8")
+        if extra is not None:
+            extra(tmp)
+
+    return atomic_directory(path, fill, overwrite)
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    """Rebuild the model from ``config.json`` through the registry and load weights strictly."""
+    from wordconv.pipeline import build_model
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelError(f"model directory {path} does not exist (train one with `wordconv train ... --output {path}`)")
+    missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
+    if missing:
+        raise ModelError(f"{path} is not a wordconv model directory: missing {', '.join(missing)}")
+    try:
+        config = build_config(read_json(path / "config.json"), source=str(path / "config.json"))
+    except ConfigError as err:
+        raise ModelError(f"{err}\n(the model was saved by an incompatible wordconv version, or config.json was edited)") from None
+    vocab = Vocab.load(path / "vocab.json")
+    labels = read_json(path / "labels.json")
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise ModelError(f"{path / 'labels.json'}: expected a JSON list of label names")
+    model = build_model(config, len(vocab), labels)
+    try:
+        missing_keys, unexpected = load_model(model, str(path / "model.safetensors"), strict=True)
+    except (SafetensorError, RuntimeError, OSError) as err:
+        raise ModelError(f"{path / 'model.safetensors'}: weights do not fit the architecture in config.json ({err})") from None
+    model.eval()
+    meta = read_json(path / "meta.json") if (path / "meta.json").is_file() else {}
+    metrics = read_json(path / "metrics.json") if (path / "metrics.json").is_file() else None
+    return Artifact(config, model, vocab, labels, meta, metrics)
+
+
+__all__ = ["Artifact", "save_artifact", "load_artifact", "atomic_directory", "check_output_dir", "base_meta",
+           "WordconvError"]

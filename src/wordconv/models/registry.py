@@ -1,0 +1,58 @@
+"""Architectures by registered name.
+
+A config names a model type by a short name (``textcnn``, ``stacked``); loading a saved model
+looks the name up here and never imports a path written in a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from wordconv.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wordconv.config import ModelParams
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    config_class: type
+    build: Callable  # (params, embeddings_config, vocab_size, pad_id) -> Encoder
+    description: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, config_class: type, description: str):
+    """Decorator registering an encoder builder under ``name``."""
+
+    def deco(build):
+        _REGISTRY[name] = ModelEntry(name, config_class, build, description)
+        return build
+
+    return deco
+
+
+def _load_builtin() -> None:
+    # importing the modules runs their @register_model decorators
+    from wordconv.models import stacked, textcnn  # noqa: F401
+
+
+def model_names() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def get_model(name: str) -> ModelEntry:
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"model.type: unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def model_config_class(name: str) -> type[ModelParams]:
+    return get_model(name).config_class

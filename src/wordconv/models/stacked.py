@@ -1,0 +1,55 @@
+"""The classic stacked Keras text CNN of the tutorial wordconv grew from.
+
+    Embedding -> Conv1D(F, k) + ReLU -> MaxPool1D(p) -> Conv1D(F, k) + ReLU -> GlobalMaxPool1D
+              -> Dense(H) + ReLU -> [task head: dropout, linear]
+
+Unlike Kim's parallel filters, the second convolution sees pooled first-layer features, so it
+looks at phrases about k * p words wide.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from wordconv.config import EmbeddingConfig, ModelParams
+from wordconv.models.base import Encoder, EncoderOutput, WordEmbedding
+from wordconv.models.registry import register_model
+
+
+class StackedCNNConfig(ModelParams):
+    type: Literal["stacked"] = "stacked"
+    num_filters: int = Field(128, gt=0)  # the Keras example: Conv1D(128, 5)
+    kernel_size: int = Field(5, gt=0)  # the Keras example: width 5
+    pool_size: int = Field(5, gt=0)  # the Keras example: MaxPooling1D(5)
+    hidden_dim: int = Field(128, gt=0)  # the Keras example: Dense(128, relu)
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)  # before the output layer
+    max_norm: float | None = Field(None, gt=0.0)  # no constraint in the Keras example
+
+
+class StackedCNN(Encoder):
+    def __init__(self, params: StackedCNNConfig, emb: EmbeddingConfig, vocab_size: int, pad_id: int = 0):
+        super().__init__()
+        k, p = params.kernel_size, params.pool_size
+        self.embedding = WordEmbedding(vocab_size, emb, pad_id)
+        self.conv1 = nn.Conv1d(emb.dim, params.num_filters, k)
+        self.pool = nn.MaxPool1d(p)
+        self.conv2 = nn.Conv1d(params.num_filters, params.num_filters, k)
+        self.dense = nn.Linear(params.num_filters, params.hidden_dim)
+        self.output_dim = params.hidden_dim
+        # conv1 leaves T-k+1 steps, the pool (T-k+1)//p, and conv2 needs k of those
+        self.min_length = k * p + k - 1
+
+    def forward(self, ids: torch.Tensor) -> EncoderOutput:
+        x = self.embedding(ids).transpose(1, 2)  # (B, E, T)
+        x = self.pool(torch.relu(self.conv1(x)))  # (B, F, (T-k+1)//p)
+        x = torch.relu(self.conv2(x)).amax(dim=2)  # (B, F) global max pooling
+        return EncoderOutput(states=None, mask=None, pooled=torch.relu(self.dense(x)))  # (B, H)
+
+
+@register_model("stacked", StackedCNNConfig, "the classic Keras Conv1D/MaxPool/Conv1D/GlobalMaxPool stack")
+def build_stacked(params: StackedCNNConfig, emb: EmbeddingConfig, vocab_size: int, pad_id: int = 0) -> StackedCNN:
+    return StackedCNN(params, emb, vocab_size, pad_id)

@@ -1,0 +1,58 @@
+"""Kim (2014), "Convolutional Neural Networks for Sentence Classification".
+
+    words -> embeddings (B, T, E)
+          -> for each width w: conv1d(E -> F, width w) -> ReLU -> max over time  (B, F)
+          -> concat (B, F * len(widths))  -> [task head: dropout 0.5, linear, max-norm 3]
+
+One-max pooling keeps, for each filter, the strongest n-gram anywhere in the text.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field, field_validator
+from torch import nn
+
+from wordconv.config import EmbeddingConfig, ModelParams
+from wordconv.models.base import Encoder, EncoderOutput, WordEmbedding
+from wordconv.models.registry import register_model
+
+
+class TextCNNConfig(ModelParams):
+    type: Literal["textcnn"] = "textcnn"
+    filter_widths: list[int] = [3, 4, 5]  # Kim (2014): windows of 3, 4 and 5 words
+    num_filters: int = Field(100, gt=0)  # Kim (2014): 100 feature maps per width
+    activation: Literal["relu", "tanh"] = "relu"  # Kim (2014): ReLU
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)  # Kim (2014): dropout 0.5 on the pooled features
+    max_norm: float | None = Field(3.0, gt=0.0)  # Kim (2014): l2 max-norm 3 on output-layer weights
+
+    @field_validator("filter_widths")
+    @classmethod
+    def _widths(cls, v: list[int]) -> list[int]:
+        if not v or any(w < 1 for w in v):
+            raise ValueError("filter_widths must be a non-empty list of positive integers, e.g. [3, 4, 5]")
+        return v
+
+
+class TextCNN(Encoder):
+    def __init__(self, params: TextCNNConfig, emb: EmbeddingConfig, vocab_size: int, pad_id: int = 0):
+        super().__init__()
+        self.embedding = WordEmbedding(vocab_size, emb, pad_id)
+        self.convs = nn.ModuleList(nn.Conv1d(emb.dim, params.num_filters, w) for w in params.filter_widths)
+        self.act = nn.ReLU() if params.activation == "relu" else nn.Tanh()
+        self.output_dim = params.num_filters * len(params.filter_widths)
+        self.min_length = max(params.filter_widths)
+
+    def forward(self, ids: torch.Tensor) -> EncoderOutput:
+        x = self.embedding(ids).transpose(1, 2)  # (B, E, T): conv1d wants channels first
+        # padding positions are zero vectors; after ReLU every feature is >= 0, so a window that
+        # covers padding can only win the max when no real window scores higher
+        pooled = [self.act(conv(x)).amax(dim=2) for conv in self.convs]  # each (B, F)
+        return EncoderOutput(states=None, mask=None, pooled=torch.cat(pooled, dim=1))  # (B, F * n_widths)
+
+
+@register_model("textcnn", TextCNNConfig, "Kim (2014) CNN: parallel 3/4/5-word filters, 1-max pooling")
+def build_textcnn(params: TextCNNConfig, emb: EmbeddingConfig, vocab_size: int, pad_id: int = 0) -> TextCNN:
+    return TextCNN(params, emb, vocab_size, pad_id)

@@ -1,0 +1,81 @@
+"""Every registered model: build -> forward shapes -> tiny inputs -> save -> load -> same outputs."""
+
+import pytest
+import torch
+from safetensors.torch import load_model, save_model
+
+from wordconv.config import build_config
+from wordconv.models.registry import get_model, model_names
+from wordconv.pipeline import build_model
+
+LABELS = ["neg", "pos", "other"]
+
+
+@pytest.fixture(params=model_names())
+def model_type(request):
+    return request.param
+
+
+def small_config(model_type):
+    return build_config({"model": {"type": model_type}, "embeddings": {"dim": 16}})
+
+
+def test_registry_has_the_issue_models():
+    assert {"textcnn", "stacked"} <= set(model_names())
+
+
+def test_forward_shapes_and_shortest_input(model_type):
+    torch.manual_seed(0)
+    model = build_model(small_config(model_type), vocab_size=30, labels=LABELS).eval()
+    min_len = model.encoder.min_length
+    ids = torch.randint(2, 30, (4, min_len + 3))
+    out = model(ids=ids, labels=torch.tensor([0, 1, 2, 0]))
+    assert out["logits"].shape == (4, 3)
+    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
+    # one real word, padded up to the widest filter, must work (and gives the same answer
+    # whatever extra padding follows it)
+    one = torch.zeros(1, min_len, dtype=torch.long)
+    one[0, 0] = 5
+    longer = torch.zeros(1, min_len + 7, dtype=torch.long)
+    longer[0, 0] = 5
+    a, b = model(ids=one)["logits"], model(ids=longer)["logits"]
+    assert a.shape == (1, 3)
+    if model_type == "textcnn":  # 1-max pooling over ReLU features: extra zero padding cannot win
+        torch.testing.assert_close(a, b)
+
+
+def test_too_short_input_is_rejected_by_the_layer(model_type):
+    model = build_model(small_config(model_type), vocab_size=30, labels=LABELS).eval()
+    if model.encoder.min_length == 1:
+        pytest.skip("no minimum length")
+    with pytest.raises(RuntimeError):
+        model(ids=torch.ones(1, model.encoder.min_length - 2 if model.encoder.min_length > 2 else 0, dtype=torch.long))
+
+
+def test_save_load_identical(model_type, tmp_path):
+    torch.manual_seed(1)
+    cfg = small_config(model_type)
+    model = build_model(cfg, vocab_size=30, labels=LABELS).eval()
+    ids = torch.randint(2, 30, (3, model.encoder.min_length + 5))
+    expected = model(ids=ids)["logits"]
+    save_model(model, str(tmp_path / "m.safetensors"))
+    torch.manual_seed(99)  # a different init, overwritten by the load
+    again = build_model(cfg, vocab_size=30, labels=LABELS).eval()
+    assert not torch.equal(again(ids=ids)["logits"], expected)
+    load_model(again, str(tmp_path / "m.safetensors"), strict=True)
+    assert torch.equal(again(ids=ids)["logits"], expected)
+
+
+def test_max_norm_constraint_rescales_output_rows():
+    model = build_model(small_config("textcnn"), vocab_size=30, labels=LABELS)
+    with torch.no_grad():
+        model.output.weight.mul_(100.0)
+    model.apply_constraints()
+    norms = model.output.weight.norm(dim=1)
+    assert torch.all(norms <= 3.0 + 1e-4)
+    assert torch.allclose(norms, torch.full_like(norms, 3.0), atol=1e-4)  # all were above: now exactly 3
+
+
+def test_descriptions_exist():
+    for name in model_names():
+        assert get_model(name).description
