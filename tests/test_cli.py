@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from wordconv.cli import app
 
-from conftest import FAST
+from tiny import FAST
 
 runner = CliRunner()
 

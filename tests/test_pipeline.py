@@ -10,7 +10,7 @@ from wordconv.data.vocab import Vocab
 from wordconv.errors import ConfigError, DataError, ModelError
 from wordconv.models.registry import model_names
 
-from conftest import FAST, make_sentences, write_labelfirst
+from tiny import FAST, make_sentences, write_labelfirst
 
 
 def train_tiny(tiny_data, out=None, model="textcnn", extra=(), epochs=15):

@@ -40,15 +40,14 @@ def test_forward_shapes_and_shortest_input(model_type):
     longer[0, 0] = 5
     a, b = model(ids=one)["logits"], model(ids=longer)["logits"]
     assert a.shape == (1, 3)
-    if model_type == "textcnn":  # 1-max pooling over ReLU features: extra zero padding cannot win
-        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a, b)  # windows over padding are masked: batch padding cannot matter
 
 
 def test_too_short_input_is_rejected_by_the_layer(model_type):
     model = build_model(small_config(model_type), vocab_size=30, labels=LABELS).eval()
     if model.encoder.min_length == 1:
         pytest.skip("no minimum length")
-    with pytest.raises(RuntimeError):
+    with pytest.raises((RuntimeError, ValueError)):
         model(ids=torch.ones(1, model.encoder.min_length - 2 if model.encoder.min_length > 2 else 0, dtype=torch.long))
 
 
@@ -79,3 +78,23 @@ def test_max_norm_constraint_rescales_output_rows():
 def test_descriptions_exist():
     for name in model_names():
         assert get_model(name).description
+
+
+@pytest.mark.parametrize("widths", [(3, 4, 5), (1, 2), (2,)])
+def test_multi_width_conv_equals_conv1d(widths):
+    from wordconv.models.ops import multi_width_conv
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 7, 6, requires_grad=True)
+    weights = [torch.randn(4, 6, w, requires_grad=True) for w in widths]
+    ours = multi_width_conv(x, weights)
+    ref = [torch.nn.functional.conv1d(x.transpose(1, 2), w).transpose(1, 2) for w in weights]
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    probe = [torch.randn_like(r) for r in ref]  # a random upstream gradient
+    g_ours = torch.autograd.grad(sum((a * p).sum() for a, p in zip(ours, probe)), [x, *weights])
+    g_ref = torch.autograd.grad(sum((b * p).sum() for b, p in zip(ref, probe)), [x, *weights])
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="fewer than the widest filter"):
+        multi_width_conv(x[:, : max(widths) - 1], weights)

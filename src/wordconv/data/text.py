@@ -10,10 +10,10 @@ Two layers:
   stop-word removal, truncation.  Offsets of the tokens it returns still point into the original
   (un-cleaned) text, so predictions can be shown on the user's own text.
 
-Adding a tokenizer (e.g. ``"jieba"`` for Chinese): write a function ``str -> list[Token]``, register
-it in ``_TOKENIZERS`` as a function that returns the text with whitespace inserted between
-its tokens (``str.split()`` on the result gives them; offsets are recovered by alignment),
-then add its name to ``PreprocessConfig.tokenizer``.
+Adding a tokenizer (e.g. ``"jieba"`` for Chinese): write a function that returns the text with
+whitespace inserted between its tokens (and nothing else changed): ``str.split()`` on the result
+gives the tokens (the fast path) and alignment recovers their offsets.  Register it in
+``_TOKENIZERS`` and add its name to ``PreprocessConfig.tokenizer``.
 """
 
 from __future__ import annotations
@@ -167,8 +167,8 @@ def _regex_passes() -> _RegexPasses:
     return _RegexPasses(
         cjk=re.compile(rf"([{_CJK}])"),
         punct=re.compile(punct),
-        # a combining mark with no letter (or mark) before it
-        mark=re.compile(rf"({mark}(?<!(?:{letter}|{mark}){mark}))"),
+        # combining marks with no letter before them: one token
+        mark=re.compile(rf"({mark}(?<!(?:{letter}|{mark}){mark}){mark}*)"),
         # each clitic of the run that ends a token, unless it starts the token:
         # don't -> do n't, they'd've -> they 'd 've; "n't", "'s" alone stay.
         clitic=re.compile(
@@ -314,11 +314,21 @@ def truncate(items: list, max_length: int | None, mode: str = "head+tail") -> li
 
 # Kim (2014) clean_str keeps [A-Za-z0-9(),!?'`] and splits ( ) , ! ? off as tokens.
 _KIM = re.compile(r"[A-Za-z0-9'`]+|[(),!?]")
+_KIM_DROP = re.compile(r"[^A-Za-z0-9'`(),!?\s]+")  # the same on a whole text, in two passes
+_KIM_SPLIT = re.compile(r"([(),!?])")
 _ALNUM = re.compile(r"[^\W_]")
 
 
+def _has_alnum(s: str) -> bool:
+    return s.isalnum() or _ALNUM.search(s) is not None
+
+
 class Preprocessor:
-    """Raw text -> tokens, as configured by a :class:`PreprocessConfig`."""
+    """Raw text -> tokens, as configured by a :class:`PreprocessConfig`.
+
+    ``__call__`` (training, prediction) works on whole strings and is fast; :meth:`tokens`
+    (offsets, for showing results on the original text) gives the same tokens, with offsets.
+    """
 
     def __init__(self, config: PreprocessConfig):
         self.config = config
@@ -336,28 +346,38 @@ class Preprocessor:
             text = strip_html(text)
         return text.replace("\u2019", "'")  # typographic apostrophe: "don’t" reads as "don't"
 
+    def _keep(self, strings: list[str]) -> list[bool] | None:
+        """Which of the (normalized, lowercased) ``strings`` survive punct/stop-word removal."""
+        cfg = self.config
+        if not (cfg.remove_punct or self.stopwords):
+            return None
+        stop = self.stopwords
+        keep = [True] * len(strings)
+        for i, s in enumerate(strings):
+            if cfg.remove_punct and not _has_alnum(s):
+                keep[i] = False
+            elif stop and (s if cfg.lowercase else s.lower()) in stop:
+                keep[i] = False
+        return keep
+
     def tokens(self, text: str) -> list[Token]:
         """All tokens of ``text`` after cleaning (no truncation), offsets into ``text``."""
         cfg = self.config
         clean = self._clean(text)
-        tokens = _align(clean, self._spaced(clean).split())
+        raw = _align(clean, self._spaced(clean).split())
         if cfg.normalize == "kim":
-            tokens = [
+            raw = [
                 Token(m.group(), t.start + m.start(), t.start + m.end())
-                for t in tokens
+                for t in raw
                 for m in _KIM.finditer(t.text)
             ]
-        if cfg.lowercase:
-            tokens = [Token(t.text.lower(), t.start, t.end) for t in tokens]
-        if cfg.remove_punct:
-            tokens = [t for t in tokens if _ALNUM.search(t.text)]
-        if self.stopwords:
-            stop = self.stopwords
-            if cfg.lowercase:
-                tokens = [t for t in tokens if t.text not in stop]
-            else:
-                tokens = [t for t in tokens if t.text.lower() not in stop]
-        return tokens
+        strings = [t.text.lower() for t in raw] if cfg.lowercase else [t.text for t in raw]
+        keep = self._keep(strings)
+        return [
+            Token(s, t.start, t.end)
+            for s, t, k in zip(strings, raw, keep or [True] * len(raw))
+            if k
+        ]
 
     def __call__(self, text: str) -> list[str]:
         """The token strings of ``text`` (``[t.text for t in self.tokens(text)]``), truncated."""
@@ -365,13 +385,12 @@ class Preprocessor:
         # Work on the whole text, tokens separated by whitespace, as long as possible.
         spaced = self._spaced(self._clean(text))
         if cfg.normalize == "kim":
-            spaced = " ".join(_KIM.findall(spaced))
+            spaced = " ".join(_KIM_SPLIT.split(_KIM_DROP.sub(" ", spaced)))
         if cfg.lowercase:
             spaced = spaced.lower()  # == per-token lower(): whitespace even ends a Greek final sigma
         strings = spaced.split()
         if cfg.remove_punct:
-            search = _ALNUM.search
-            strings = [s for s in strings if search(s)]
+            strings = [s for s in strings if s.isalnum() or _ALNUM.search(s)]
         if self.stopwords:
             stop = self.stopwords
             if cfg.lowercase:

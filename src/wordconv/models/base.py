@@ -35,6 +35,17 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
 
+def window_mask(lengths: torch.Tensor, steps: int, width: int) -> torch.Tensor:
+    """(B, steps) True where a width-``width`` window starting there lies inside the real text.
+
+    A text shorter than the window still keeps its first window (padded up to the widest filter),
+    so every text has at least one valid position.  Masking the rest makes a prediction
+    independent of how much padding its batch happened to need.
+    """
+    valid = (lengths - width + 1).clamp(min=1)  # (B,)
+    return torch.arange(steps, device=lengths.device)[None, :] < valid[:, None]
+
+
 class WordEmbedding(nn.Module):
     """Word lookup table; the seam where pretrained vectors and Kim's channels plug in."""
 

@@ -16,7 +16,7 @@ from pydantic import Field
 from torch import nn
 
 from wordconv.config import EmbeddingConfig, ModelParams
-from wordconv.models.base import Encoder, EncoderOutput, WordEmbedding
+from wordconv.models.base import Encoder, EncoderOutput, WordEmbedding, window_mask
 from wordconv.models.registry import register_model
 
 
@@ -35,6 +35,7 @@ class StackedCNN(Encoder):
         super().__init__()
         k, p = params.kernel_size, params.pool_size
         self.embedding = WordEmbedding(vocab_size, emb, pad_id)
+        self.pad_id, self.k, self.p = pad_id, k, p
         self.conv1 = nn.Conv1d(emb.dim, params.num_filters, k)
         self.pool = nn.MaxPool1d(p)
         self.conv2 = nn.Conv1d(params.num_filters, params.num_filters, k)
@@ -44,9 +45,16 @@ class StackedCNN(Encoder):
         self.min_length = k * p + k - 1
 
     def forward(self, ids: torch.Tensor) -> EncoderOutput:
+        lengths = (ids != self.pad_id).sum(dim=1)  # (B,)
         x = self.embedding(ids).transpose(1, 2)  # (B, E, T)
-        x = self.pool(torch.relu(self.conv1(x)))  # (B, F, (T-k+1)//p)
-        x = torch.relu(self.conv2(x)).amax(dim=2)  # (B, F) global max pooling
+        x = torch.relu(self.conv1(x))  # (B, F, T-k+1)
+        # zero the windows over padding so the pooled features do not depend on batch padding
+        x = x * window_mask(lengths, x.shape[2], self.k)[:, None, :]
+        x = self.pool(x)  # (B, F, (T-k+1)//p)
+        x = torch.relu(self.conv2(x))  # (B, F, P - k + 1)
+        steps1 = (lengths - self.k + 1).clamp(min=1) // self.p  # real pooled steps per text
+        keep = window_mask(steps1, x.shape[2], self.k)
+        x = x.masked_fill(~keep[:, None, :], float("-inf")).amax(dim=2)  # (B, F) global max pooling
         return EncoderOutput(states=None, mask=None, pooled=torch.relu(self.dense(x)))  # (B, H)
 
 

@@ -16,7 +16,8 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from wordconv.config import EmbeddingConfig, ModelParams
-from wordconv.models.base import Encoder, EncoderOutput, WordEmbedding
+from wordconv.models.base import Encoder, EncoderOutput, WordEmbedding, window_mask
+from wordconv.models.ops import multi_width_conv
 from wordconv.models.registry import register_model
 
 
@@ -40,16 +41,23 @@ class TextCNN(Encoder):
     def __init__(self, params: TextCNNConfig, emb: EmbeddingConfig, vocab_size: int, pad_id: int = 0):
         super().__init__()
         self.embedding = WordEmbedding(vocab_size, emb, pad_id)
+        self.pad_id = pad_id
         self.convs = nn.ModuleList(nn.Conv1d(emb.dim, params.num_filters, w) for w in params.filter_widths)
         self.act = nn.ReLU() if params.activation == "relu" else nn.Tanh()
         self.output_dim = params.num_filters * len(params.filter_widths)
         self.min_length = max(params.filter_widths)
 
     def forward(self, ids: torch.Tensor) -> EncoderOutput:
-        x = self.embedding(ids).transpose(1, 2)  # (B, E, T): conv1d wants channels first
-        # padding positions are zero vectors; after ReLU every feature is >= 0, so a window that
-        # covers padding can only win the max when no real window scores higher
-        pooled = [self.act(conv(x)).amax(dim=2) for conv in self.convs]  # each (B, F)
+        lengths = (ids != self.pad_id).sum(dim=1)  # (B,) texts are padded at the end
+        x = self.embedding(ids)  # (B, T, E)
+        # all widths in one GEMM; equal to nn.Conv1d per width (models/ops.py)
+        maps = multi_width_conv(x, [conv.weight for conv in self.convs])  # each (B, T - w + 1, F)
+        pooled = []
+        for conv, c in zip(self.convs, maps):
+            keep = window_mask(lengths, c.shape[1], conv.kernel_size[0])  # (B, T - w + 1)
+            c = c.masked_fill(~keep[:, :, None], float("-inf"))  # windows over padding never win
+            # 1-max pooling, then bias and activation: act(max(c) + b) == max(act(c + b)) for monotonic act
+            pooled.append(self.act(c.amax(dim=1) + conv.bias))  # (B, F)
         return EncoderOutput(states=None, mask=None, pooled=torch.cat(pooled, dim=1))  # (B, F * n_widths)
 
 

@@ -98,7 +98,7 @@ class Trainer:
                     if constrain is not None:
                         constrain()
                     n = len(batch["index"])
-                    total += float(loss) * n
+                    total += float(loss.detach()) * n
                     count += n
                     progress.update(bar, advance=1, loss=total / count)
                 progress.remove_task(bar)
