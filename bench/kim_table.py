@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override for every run")
     ap.add_argument("--out", default="bench/results/kim_table.json")
     args = ap.parse_args(argv)
-    console = Console()
+    console = Console(width=160)
     peak = matmul_peak_gflops()
     console.print(f"fp32 matmul peak (2048^2, {torch.get_num_threads()} threads): {peak:.1f} GFLOP/s")
     seeds = args.seeds[:1] if args.quick else args.seeds

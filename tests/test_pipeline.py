@@ -24,7 +24,7 @@ def test_overfits_tiny_data_and_generalises(tiny_data):
     rows = make_sentences(80, 1)
     preds = [p.label for p in model.predict([t for _, t in rows])]
     assert preds == [lab for lab, _ in rows]  # memorised the training set
-    assert model.metrics["accuracy"] >= 0.9  # and the sentiment words carry over to unseen sentences
+    assert model.metrics["accuracy"] >= 0.8  # and the sentiment words carry over to unseen sentences (chance: 0.5)
     assert model.metrics["split"] == "test" and model.metrics["n"] == 20
 
 
@@ -126,3 +126,10 @@ def test_damaged_weights_are_refused(tiny_data, tmp_path):
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelError, match="weights do not fit"):
         wordconv.load(tmp_path / "m")
+
+
+def test_prediction_does_not_depend_on_batch_company(tiny_data):
+    model = train_tiny(tiny_data, epochs=2)
+    alone = model.predict_proba(["good"])
+    crowd = model.predict_proba(["good", "the plot of this film is " * 30, "dull"])
+    torch.testing.assert_close(alone[0], crowd[0], rtol=1e-5, atol=1e-6)

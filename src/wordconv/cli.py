@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from wordconv.errors import WordconvError
@@ -28,7 +29,7 @@ def _user_errors():
     try:
         yield
     except WordconvError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        err.print("[bold red]error:[/] " + escape(str(e)), highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]")

@@ -45,6 +45,7 @@ class EmbeddingConfig(Section):
     mode: Literal["rand"] = "rand"  # Kim (2014) CNN-rand; pretrained modes come with word vectors
     dim: int = Field(300, gt=0)  # Kim (2014): 300, the word2vec size
     init_scale: float = Field(0.25, gt=0.0)  # U[-a, a] init as in Kim's code (a = 0.25)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)  # dropout on word vectors (training only)
 
 
 class TrainingConfig(Section):
@@ -54,6 +55,9 @@ class TrainingConfig(Section):
     lr: float = Field(1e-3, gt=0.0)  # Adam default; use 1.0 with adadelta
     weight_decay: float = Field(0.0, ge=0.0)
     adadelta_rho: float = Field(0.95, gt=0.0, lt=1.0)  # Kim's code: rho 0.95
+    # exponential moving average of the weights, evaluated and saved instead of the raw weights;
+    # smooths the noisy last steps of small-data training. None = off
+    ema_decay: float | None = Field(None, gt=0.0, lt=1.0)
     grad_clip: float | None = Field(None, gt=0.0)  # max global grad norm; None = off
     class_weights: Literal["none", "balanced"] | list[float] = "none"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)

@@ -98,3 +98,25 @@ def test_multi_width_conv_equals_conv1d(widths):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="fewer than the widest filter"):
         multi_width_conv(x[:, : max(widths) - 1], weights)
+
+
+def test_wide_padding_lets_every_filter_see_edge_words():
+    from wordconv.models.base import window_mask
+
+    lengths = torch.tensor([1, 3, 0])
+    # widest filter 5 -> 4 zeros at both ends; a width-3 window at start s covers [s, s+3)
+    mask = window_mask(lengths, steps=9, width=3, pad=4)
+    # text of 1 word sits at slot 4: windows starting at 2, 3, 4 overlap it
+    assert mask[0].nonzero().flatten().tolist() == [2, 3, 4]
+    assert mask[1].nonzero().flatten().tolist() == [2, 3, 4, 5, 6]  # words at 4, 5, 6
+    assert mask[2].nonzero().flatten().tolist() == [2, 3, 4]  # an empty text keeps the first slot's windows
+    valid = window_mask(torch.tensor([2, 6]), steps=4, width=3)
+    assert valid.tolist() == [[True, False, False, False], [True, True, True, True]]
+
+
+def test_valid_padding_textcnn_needs_widest_filter():
+    cfg = build_config({"model": {"type": "textcnn", "padding": "valid"}, "embeddings": {"dim": 8}})
+    model = build_model(cfg, vocab_size=30, labels=LABELS)
+    assert model.encoder.min_length == 5
+    cfg = build_config({"model": {"type": "textcnn"}, "embeddings": {"dim": 8}})
+    assert build_model(cfg, vocab_size=30, labels=LABELS).encoder.min_length == 1

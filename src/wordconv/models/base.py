@@ -35,15 +35,20 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
 
-def window_mask(lengths: torch.Tensor, steps: int, width: int) -> torch.Tensor:
-    """(B, steps) True where a width-``width`` window starting there lies inside the real text.
+def window_mask(lengths: torch.Tensor, steps: int, width: int, pad: int = 0) -> torch.Tensor:
+    """(B, steps) True where a width-``width`` window holds real words, not only padding.
 
-    A text shorter than the window still keeps its first window (padded up to the widest filter),
-    so every text has at least one valid position.  Masking the rest makes a prediction
-    independent of how much padding its batch happened to need.
+    ``pad`` zero vectors were put before the text ("wide" convolution, Kim's code: pad =
+    widest filter - 1): then every window that overlaps at least one word counts.  With
+    ``pad=0`` only windows wholly inside the text count, and a text shorter than the window
+    keeps its first window (batches are padded up to the widest filter).  Masking the rest
+    makes a prediction independent of how much padding its batch happened to need.
     """
-    valid = (lengths - width + 1).clamp(min=1)  # (B,)
-    return torch.arange(steps, device=lengths.device)[None, :] < valid[:, None]
+    pos = torch.arange(steps, device=lengths.device)[None, :]
+    if pad == 0:
+        return pos < (lengths - width + 1).clamp(min=1)[:, None]
+    last = pad + lengths.clamp(min=1) - 1  # an empty text keeps the window on its first slot
+    return (pos >= pad - width + 1) & (pos <= last[:, None])
 
 
 class WordEmbedding(nn.Module):
@@ -57,6 +62,7 @@ class WordEmbedding(nn.Module):
         nn.init.uniform_(self.table.weight, -config.init_scale, config.init_scale)
         with torch.no_grad():
             self.table.weight[pad_id].zero_()
+        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.table(ids)  # (B, T, E)
+        return self.dropout(self.table(ids))  # (B, T, E)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import nn
 
@@ -28,6 +29,9 @@ class TextCNNConfig(ModelParams):
     activation: Literal["relu", "tanh"] = "relu"  # Kim (2014): ReLU
     dropout: float = Field(0.5, ge=0.0, lt=1.0)  # Kim (2014): dropout 0.5 on the pooled features
     max_norm: float | None = Field(3.0, gt=0.0)  # Kim (2014): l2 max-norm 3 on output-layer weights
+    # "wide": pad (widest - 1) zeros at both ends as Kim's code does, so edge words get every
+    # window position and a one-word text works; "valid": windows wholly inside the text only
+    padding: Literal["wide", "valid"] = "wide"
 
     @field_validator("filter_widths")
     @classmethod
@@ -45,16 +49,19 @@ class TextCNN(Encoder):
         self.convs = nn.ModuleList(nn.Conv1d(emb.dim, params.num_filters, w) for w in params.filter_widths)
         self.act = nn.ReLU() if params.activation == "relu" else nn.Tanh()
         self.output_dim = params.num_filters * len(params.filter_widths)
-        self.min_length = max(params.filter_widths)
+        self.pad = max(params.filter_widths) - 1 if params.padding == "wide" else 0
+        self.min_length = 1 if self.pad else max(params.filter_widths)
 
     def forward(self, ids: torch.Tensor) -> EncoderOutput:
         lengths = (ids != self.pad_id).sum(dim=1)  # (B,) texts are padded at the end
         x = self.embedding(ids)  # (B, T, E)
+        if self.pad:
+            x = F.pad(x, (0, 0, self.pad, self.pad))  # (B, T + 2 * pad, E) zero vectors at both ends
         # all widths in one GEMM; equal to nn.Conv1d per width (models/ops.py)
-        maps = multi_width_conv(x, [conv.weight for conv in self.convs])  # each (B, T - w + 1, F)
+        maps = multi_width_conv(x, [conv.weight for conv in self.convs])  # each (B, T' - w + 1, F)
         pooled = []
         for conv, c in zip(self.convs, maps):
-            keep = window_mask(lengths, c.shape[1], conv.kernel_size[0])  # (B, T - w + 1)
+            keep = window_mask(lengths, c.shape[1], conv.kernel_size[0], self.pad)  # (B, T' - w + 1)
             c = c.masked_fill(~keep[:, :, None], float("-inf"))  # windows over padding never win
             # 1-max pooling, then bias and activation: act(max(c) + b) == max(act(c + b)) for monotonic act
             pooled.append(self.act(c.amax(dim=1) + conv.bias))  # (B, F)

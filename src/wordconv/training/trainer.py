@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from rich.console import Console
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from wordconv.config import TrainingConfig
@@ -73,6 +74,9 @@ class Trainer:
         model = self.model
         optimizer = build_optimizer(model, cfg)
         constrain = getattr(model, "apply_constraints", None)
+        ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+               if cfg.ema_decay else None)
+        scored = ema.module if ema is not None else model  # the weights that are evaluated and kept
         history: list[dict] = []
         best_value: float | None = None
         best_state, best_epoch, best_dev = None, 0, {}
@@ -97,6 +101,8 @@ class Trainer:
                     optimizer.step()
                     if constrain is not None:
                         constrain()
+                    if ema is not None:
+                        ema.update_parameters(model)
                     n = len(batch["index"])
                     total += float(loss.detach()) * n
                     count += n
@@ -105,7 +111,7 @@ class Trainer:
                 record = {"epoch": epoch, "train_loss": total / max(count, 1),
                           "epoch_seconds": round(time.perf_counter() - t0, 3)}
                 if dev is not None and len(dev):
-                    metrics, _ = self.task.evaluate(model, dev, cfg.batch_size)
+                    metrics, _ = self.task.evaluate(scored, dev, cfg.batch_size)
                     record.update({f"dev_{k}": v for k, v in headline(metrics).items()})
                     value = metrics[cfg.metric]
                 else:  # no dev set: the last epoch is the one kept
@@ -113,7 +119,7 @@ class Trainer:
                 improved = value is None or _better(cfg.metric, value, best_value)
                 if improved:
                     best_value, best_epoch, best_dev = value, epoch, metrics
-                    best_state = copy.deepcopy(model.state_dict())
+                    best_state = copy.deepcopy(scored.state_dict())
                     bad_epochs = 0
                 else:
                     bad_epochs += 1
