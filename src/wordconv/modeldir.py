@@ -32,7 +32,7 @@ from safetensors.torch import load_model, save_model
 
 from wordconv.config import Config, build_config
 from wordconv.data.vocab import Vocab
-from wordconv.errors import ConfigError, ModelError, WordconvError
+from wordconv.errors import ConfigError, ModelError
 
 REQUIRED_FILES = ("config.json", "model.safetensors", "vocab.json", "labels.json")
 
@@ -161,7 +161,7 @@ def load_artifact(path: str | Path) -> Artifact:
         raise ModelError(f"{path / 'labels.json'}: expected a JSON list of label names")
     model = build_model(config, len(vocab), labels)
     try:
-        missing_keys, unexpected = load_model(model, str(path / "model.safetensors"), strict=True)
+        load_model(model, str(path / "model.safetensors"), strict=True)
     except (SafetensorError, RuntimeError, OSError) as err:
         raise ModelError(f"{path / 'model.safetensors'}: weights do not fit the architecture in config.json ({err})") from None
     model.eval()
@@ -169,6 +169,3 @@ def load_artifact(path: str | Path) -> Artifact:
     metrics = read_json(path / "metrics.json") if (path / "metrics.json").is_file() else None
     return Artifact(config, model, vocab, labels, meta, metrics)
 
-
-__all__ = ["Artifact", "save_artifact", "load_artifact", "atomic_directory", "check_output_dir", "base_meta",
-           "WordconvError"]

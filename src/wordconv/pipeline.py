@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ from wordconv.data.text import Preprocessor
 from wordconv.data.vocab import Vocab
 from wordconv.errors import DataError
 from wordconv.evaluation.metrics import headline
+from wordconv.modeldir import Artifact
 from wordconv.models.registry import get_model
-from wordconv.tasks.textcat import TextClassification, TextClassifier
+from wordconv.tasks.textcat import EncodedTexts, TextClassification, TextClassifier
 from wordconv.training.trainer import Trainer, TrainResult, seed_everything
 
 
@@ -63,8 +65,6 @@ def resolve_config(config: Config | dict | str | Path | None = None, overrides: 
 
 
 def _yaml_scalar(value: Any) -> str:
-    import json
-
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -80,9 +80,9 @@ def _check_texts(examples: list[Example], split: str) -> None:
         raise DataError(f"the {split} split is empty: check the data file(s)")
 
 
-def fit(config: Config, splits: DatasetSplits, console: Console | None = None) -> tuple["Artifact", TrainResult]:
+def fit(config: Config, splits: DatasetSplits, console: Console | None = None) -> tuple[Artifact, TrainResult]:
     """Train on ``splits`` as ``config`` says; return the artifact (not yet saved) and the result."""
-    from wordconv.modeldir import Artifact, base_meta
+    from wordconv.modeldir import base_meta
 
     console = console or Console(stderr=True)
     seed_everything(config.training.seed)
@@ -100,8 +100,6 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None) -
         weights = None
     model = build_model(config, len(vocab), splits.labels, weights)
     min_len = model.encoder.min_length
-    from wordconv.tasks.textcat import EncodedTexts
-
     train = EncodedTexts([vocab.encode(t) for t in train_tokens], train_labels, min_len)
     dev = task.encode(splits.dev, pre, vocab, min_len, "dev") if splits.dev else None
     prep_seconds = time.perf_counter() - t0
@@ -129,7 +127,7 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None) -
     return art, result
 
 
-def evaluate_examples(art: "Artifact", examples: list[Example], split: str = "test") -> tuple[dict, list[int]]:
+def evaluate_examples(art: Artifact, examples: list[Example], split: str = "test") -> tuple[dict, list[int]]:
     _check_texts(examples, split)
     task = make_task(art.config, art.labels)
     pre = Preprocessor(art.config.preprocessing)
