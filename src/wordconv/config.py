@@ -62,7 +62,7 @@ class TrainingConfig(Section):
     class_weights: Literal["none", "balanced"] | list[float] = "none"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     metric: Literal["accuracy", "f1_macro", "f1_micro", "f1_weighted", "loss"] = "accuracy"
-    patience: int | None = Field(3, gt=0)  # early stopping: epochs without dev improvement
+    patience: int | None = Field(2, gt=0)  # early stopping: epochs without dev improvement
     seed: int = 13  # model init, dropout and batch order
     threads: int | None = Field(None, gt=0)  # torch intra-op threads; None = torch's default
     progress: bool = True  # rich progress bar
