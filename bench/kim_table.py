@@ -31,14 +31,18 @@ KIM = {"mr": 76.1, "trec": 91.2, "sst2": 82.7}
 GOAL = {"mr": 76.1, "trec": 91.2, "sst2": 82.0}
 
 
-def matmul_peak_gflops(n: int = 2048, reps: int = 20) -> float:
+def matmul_peak_gflops(n: int = 2048, reps: int = 10, trials: int = 5) -> float:
+    """Best of ``trials`` timings of ``reps`` fp32 n x n matmuls (the best is the least disturbed)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     for _ in range(3):
         a @ b
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+    best = 0.0
+    for _ in range(trials):
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t) / 1e9)
+    return best
 
 
 def textcnn_flops_per_token(cfg) -> float:

@@ -69,3 +69,15 @@ def test_config_file_errors(tmp_path):
     listy.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config_file(listy)
+
+
+def test_example_configs_are_valid():
+    from pathlib import Path
+
+    files = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert files
+    for path in files:
+        cfg = load_config_file(path)
+        assert cfg.model.type in ("textcnn", "stacked")
+    kim = load_config_file(files[[p.name for p in files].index("textcnn-kim.yaml")])
+    assert kim.model_dump() == build_config({"data": {"fold": 0}}).model_dump()  # documents the defaults

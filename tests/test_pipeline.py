@@ -133,3 +133,10 @@ def test_prediction_does_not_depend_on_batch_company(tiny_data):
     alone = model.predict_proba(["good"])
     crowd = model.predict_proba(["good", "the plot of this film is " * 30, "dull"])
     torch.testing.assert_close(alone[0], crowd[0], rtol=1e-5, atol=1e-6)
+
+
+def test_truncation_is_counted_not_silent(tiny_data):
+    model = train_tiny(tiny_data, extra=["preprocessing.max_length=3"], epochs=1)
+    expected = sum(len(text.split()) > 3 for _, text in make_sentences(80, 1))
+    assert 0 < expected < 80
+    assert model.meta["training"]["truncated_train_texts"] == expected

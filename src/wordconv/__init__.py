@@ -32,4 +32,17 @@ def load(path):
     return Predictor.load(path)
 
 
-__all__ = ["train", "evaluate", "load", "WordconvError", "DataError", "ConfigError", "ModelError", "__version__"]
+def __getattr__(name: str):
+    # heavy classes are imported on first use, so `import wordconv` stays light
+    if name == "TextClassifier":
+        from wordconv.estimator import TextClassifier
+
+        return TextClassifier
+    if name == "Predictor":
+        from wordconv.inference import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'wordconv' has no attribute {name!r}")
+
+
+__all__ = ["train", "evaluate", "load", "TextClassifier", "Predictor", "WordconvError", "DataError", "ConfigError", "ModelError", "__version__"]

@@ -336,6 +336,7 @@ class Preprocessor:
         self.stopwords: frozenset[str] = (
             load_stopwords(config.stopwords) if config.stopwords is not None else frozenset()
         )
+        self.truncated = 0  # texts cut to max_length so far (reported, never silent)
 
     def __repr__(self) -> str:
         return f"Preprocessor({self.config!r})"
@@ -397,6 +398,8 @@ class Preprocessor:
                 strings = [s for s in strings if s not in stop]
             else:
                 strings = [s for s in strings if s.lower() not in stop]
+        if cfg.max_length is not None and len(strings) > cfg.max_length:
+            self.truncated += 1
         return self.truncate(strings)
 
     def truncate(self, items: list) -> list:
