@@ -80,15 +80,15 @@ def test_descriptions_exist():
         assert get_model(name).description
 
 
-@pytest.mark.parametrize("widths", [(3, 4, 5), (1, 2), (2,)])
-def test_multi_width_conv_equals_conv1d(widths):
+@pytest.mark.parametrize("widths,pad", [((3, 4, 5), 0), ((3, 4, 5), 4), ((1, 2), 1), ((2,), 0)])
+def test_multi_width_conv_equals_conv1d(widths, pad):
     from wordconv.models.ops import multi_width_conv
 
     torch.manual_seed(0)
     x = torch.randn(3, 7, 6, requires_grad=True)
     weights = [torch.randn(4, 6, w, requires_grad=True) for w in widths]
-    ours = multi_width_conv(x, weights)
-    ref = [torch.nn.functional.conv1d(x.transpose(1, 2), w).transpose(1, 2) for w in weights]
+    ours = multi_width_conv(x, weights, pad)
+    ref = [torch.nn.functional.conv1d(x.transpose(1, 2), w, padding=pad).transpose(1, 2) for w in weights]
     for a, b in zip(ours, ref):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     probe = [torch.randn_like(r) for r in ref]  # a random upstream gradient
@@ -97,7 +97,7 @@ def test_multi_width_conv_equals_conv1d(widths):
     for a, b in zip(g_ours, g_ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="fewer than the widest filter"):
-        multi_width_conv(x[:, : max(widths) - 1], weights)
+        multi_width_conv(x[:, : max(widths) - 1], weights, 0)
 
 
 def test_wide_padding_lets_every_filter_see_edge_words():

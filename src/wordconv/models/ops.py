@@ -47,18 +47,22 @@ class _ShiftSum(torch.autograd.Function):
         return gy, None, None
 
 
-def multi_width_conv(x: torch.Tensor, weights: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Conv1d of ``x`` (B, T, E) with each weight (F, E, w); no bias, no padding.
+def multi_width_conv(x: torch.Tensor, weights: Sequence[torch.Tensor], pad: int = 0) -> list[torch.Tensor]:
+    """Conv1d of ``x`` (B, T, E) with each weight (F, E, w); no bias, ``pad`` zeros at both ends.
 
-    Returns one (B, T - w + 1, F) tensor per weight, equal to ``F.conv1d(x.transpose(1, 2), W)``
-    transposed back.  Every weight must have the same number of filters F.
+    Returns one (B, T + 2 * pad - w + 1, F) tensor per weight, equal to
+    ``F.conv1d(x.transpose(1, 2), W, padding=pad)`` transposed back.  The padding is applied to
+    the GEMM's output, not its input: zero rows of X give zero rows of Y, so the GEMMs (forward
+    and backward) only ever touch real positions.  Every weight must have the same F.
     """
     filters = weights[0].shape[0]
     widths = tuple(int(w.shape[2]) for w in weights)
-    if x.shape[1] < max(widths):
-        raise ValueError(f"input has {x.shape[1]} steps, fewer than the widest filter ({max(widths)}): "
-                         "pad batches to the encoder's min_length")
+    if x.shape[1] + 2 * pad < max(widths):
+        raise ValueError(f"input has {x.shape[1]} steps (+{pad} padding at each end), fewer than the widest "
+                         f"filter ({max(widths)}): pad batches to the encoder's min_length")
     # (E, F * sum(w)): tap j of width w becomes the column block W[:, :, j].T
     stacked = torch.cat([w[:, :, j].t() for w in weights for j in range(w.shape[2])], dim=1)
     y = x @ stacked  # (B, T, F * sum(w)): the one big GEMM
+    if pad:
+        y = torch.nn.functional.pad(y, (0, 0, pad, pad))  # (B, T + 2 * pad, F * sum(w))
     return list(_ShiftSum.apply(y, widths, filters))

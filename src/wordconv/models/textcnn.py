@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import nn
 
@@ -55,13 +54,12 @@ class TextCNN(Encoder):
     def forward(self, ids: torch.Tensor) -> EncoderOutput:
         lengths = (ids != self.pad_id).sum(dim=1)  # (B,) texts are padded at the end
         x = self.embedding(ids)  # (B, T, E)
-        if self.pad:
-            x = F.pad(x, (0, 0, self.pad, self.pad))  # (B, T + 2 * pad, E) zero vectors at both ends
-        # all widths in one GEMM; equal to nn.Conv1d per width (models/ops.py)
-        maps = multi_width_conv(x, [conv.weight for conv in self.convs])  # each (B, T' - w + 1, F)
+        # all widths in one GEMM, with `pad` zero vectors at both ends when wide; equal to
+        # nn.Conv1d(padding=pad) per width (models/ops.py)
+        maps = multi_width_conv(x, [conv.weight for conv in self.convs], self.pad)  # each (B, T+2pad-w+1, F)
         pooled = []
         for conv, c in zip(self.convs, maps):
-            keep = window_mask(lengths, c.shape[1], conv.kernel_size[0], self.pad)  # (B, T' - w + 1)
+            keep = window_mask(lengths, c.shape[1], conv.kernel_size[0], self.pad)  # (B, T+2pad-w+1)
             c = c.masked_fill(~keep[:, :, None], float("-inf"))  # windows over padding never win
             # 1-max pooling, then bias and activation: act(max(c) + b) == max(act(c + b)) for monotonic act
             pooled.append(self.act(c.amax(dim=1) + conv.bias))  # (B, F)
