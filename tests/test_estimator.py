@@ -12,7 +12,7 @@ FAST = {"embeddings.dim": 16, "model.num_filters": 8, "training.batch_size": 8}
 def test_fit_predict_score_save(tmp_path):
     rows = make_sentences(80, 1)
     texts, labels = [t for _, t in rows], [lab for lab, _ in rows]
-    clf = TextClassifier(epochs=15, overrides=FAST | {"model.dropout": 0.0, "training.patience": None})
+    clf = TextClassifier(epochs=20, overrides=FAST | {"model.dropout": 0.0, "training.patience": None, "training.lr": 0.01})
     assert clf.fit(texts, labels) is clf
     assert clf.classes_ == ["neg", "pos"]
     test = make_sentences(20, 3)

@@ -90,8 +90,9 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None) -
     pre = Preprocessor(config.preprocessing)
     t0 = time.perf_counter()
     train_tokens = [pre(ex.text) for ex in splits.train]
-    if pre.truncated:
-        console.print(f"[yellow]note:[/] {pre.truncated} of {len(train_tokens)} training texts were longer than "
+    truncated = pre.truncated  # training texts only (dev texts pass through `pre` later)
+    if truncated:
+        console.print(f"[yellow]note:[/] {truncated} of {len(train_tokens)} training texts were longer than "
                       f"preprocessing.max_length={config.preprocessing.max_length} tokens and were cut "
                       f"({config.preprocessing.truncation}); set preprocessing.max_length=null to keep all")
     vocab = Vocab.build(train_tokens, min_freq=config.preprocessing.min_freq, max_size=config.preprocessing.max_vocab)
@@ -121,7 +122,7 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None) -
     meta["training"] = {
         "seconds": round(result.train_seconds, 3),
         "preprocess_seconds": round(prep_seconds, 3),
-        "truncated_train_texts": pre.truncated,
+        "truncated_train_texts": truncated,
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,

@@ -17,8 +17,8 @@ pytestmark = [pytest.mark.integration,
 
 def test_trec_small_cnn_learns(tmp_path):
     out = tmp_path / "trec"
-    model = wordconv.train("trec", "textcnn", out, epochs=3, data_dir=str(DATA),
-                           overrides=["embeddings.dim=32", "model.num_filters=32", "training.progress=false"])
+    model = wordconv.train("trec", "textcnn", out, epochs=4, data_dir=str(DATA),
+                           overrides=["embeddings.dim=64", "model.num_filters=50", "training.progress=false"])
     assert model.labels == ["DESC", "ENTY", "ABBR", "HUM", "LOC", "NUM"]
     assert model.metrics["n"] == 500
     assert model.metrics["accuracy"] > 0.80  # 6 classes; a majority guess gets 0.276
