@@ -175,6 +175,3 @@ def load_config_file(path: str | Path, overrides: list[str] | None = None) -> Co
         raise ConfigError(f"{path}: the top level must be a mapping of sections (data, model, training, ...)")
     return build_config(data, overrides, source=str(path))
 
-
-def config_to_dict(config: Config) -> dict:
-    return config.model_dump(mode="json")

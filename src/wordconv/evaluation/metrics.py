@@ -38,7 +38,6 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels:
     return out
 
 
-HEADLINE = ("accuracy", "f1_macro", "precision_macro", "recall_macro")
 
 
 def headline(metrics: dict) -> dict:
