@@ -57,6 +57,7 @@ def train(
     text_field: Annotated[Optional[str], typer.Option("--text-field", help="text column for CSV/TSV/JSONL")] = None,
     label_field: Annotated[Optional[str], typer.Option("--label-field", help="label column for CSV/TSV/JSONL")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing output directory")] = False,
+    resume: Annotated[bool, typer.Option(help="continue an interrupted run from OUTPUT.checkpoint/")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
 ) -> None:
     """Train a model, evaluate it on the test split (or CV fold) and save the model directory."""
@@ -70,7 +71,8 @@ def train(
             sets.append(f"{key}={json.dumps(value)}")
     with _user_errors():
         predictor = run(data, model, output, config=config, overrides=sets, fold=fold, epochs=epochs, seed=seed,
-                        data_dir=data_dir, overwrite=overwrite, progress=False if quiet else None, console=err)
+                        data_dir=data_dir, overwrite=overwrite, progress=False if quiet else None, resume=resume,
+                        console=err)
     metrics = predictor.metrics
     if metrics is not None:
         out.print(metrics_table(metrics, title=f"{predictor.config.data.name} test"))

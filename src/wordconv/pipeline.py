@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from wordconv.data.readers import Example
 from wordconv.data.registry import DatasetSplits, load_data
 from wordconv.data.text import Preprocessor
 from wordconv.data.vocab import Vocab
-from wordconv.errors import DataError
+from wordconv.errors import ConfigError, DataError
 from wordconv.evaluation.metrics import headline
 from wordconv.modeldir import Artifact
 from wordconv.models.registry import get_model
@@ -80,8 +81,13 @@ def _check_texts(examples: list[Example], split: str) -> None:
         raise DataError(f"the {split} split is empty: check the data file(s)")
 
 
-def fit(config: Config, splits: DatasetSplits, console: Console | None = None) -> tuple[Artifact, TrainResult]:
-    """Train on ``splits`` as ``config`` says; return the artifact (not yet saved) and the result."""
+def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
+        checkpoint: Path | None = None, resume: bool = False) -> tuple[Artifact, TrainResult]:
+    """Train on ``splits`` as ``config`` says; return the artifact (not yet saved) and the result.
+
+    ``checkpoint``: a directory for resume state, written after every epoch; with ``resume``, a
+    run interrupted earlier with the same config continues from its last finished epoch.
+    """
     from wordconv.modeldir import base_meta
 
     console = console or Console(stderr=True)
@@ -115,7 +121,10 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None) -
         n_params = sum(p.numel() for p in model.parameters())
         console.print(f"model [bold]{config.model.type}[/] ({n_params:,} parameters), "
                       f"{config.training.optimizer} lr {config.training.lr}, batch {config.training.batch_size}")
-    result = Trainer(model, task, config.training, console=console).fit(train, dev)
+    state_file = None
+    if checkpoint is not None:
+        state_file = _prepare_checkpoint(Path(checkpoint), config, resume, console)
+    result = Trainer(model, task, config.training, console=console).fit(train, dev, state_file, resume)
     meta = base_meta(config.training.seed)
     meta["data"] = {"name": splits.name, "files": splits.files, "split": splits.split_note,
                     "sizes": {"train": len(splits.train), "dev": len(splits.dev), "test": len(splits.test)}}
@@ -133,6 +142,28 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None) -
     return art, result
 
 
+def _prepare_checkpoint(directory: Path, config: Config, resume: bool, console: Console) -> Path:
+    """The resume-state file in ``directory``; refuse to resume a run made with another config."""
+    saved = directory / "config.json"
+    current = config.model_dump(mode="json")
+    if resume and saved.is_file():
+        if json.loads(saved.read_text(encoding="utf-8")) != current:
+            raise ConfigError(f"the checkpoint in {directory} was written by a run with another configuration; "
+                              "resume with the same options, or delete that directory to start afresh")
+    elif not resume and (directory / "state.safetensors").is_file():
+        console.print(f"[yellow]note:[/] replacing the checkpoint of an earlier run in {directory} "
+                      "(pass --resume to continue it instead)")
+    directory.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(current, indent=2), encoding="utf-8")
+    return directory / "state.safetensors"
+
+
+def checkpoint_dir(output: str | Path) -> Path:
+    """Where a run writing ``output`` keeps its resume state (removed once the model is saved)."""
+    output = Path(output)
+    return output.with_name(output.name + ".checkpoint")
+
+
 def evaluate_examples(art: Artifact, examples: list[Example], split: str = "test") -> tuple[dict, list[int]]:
     _check_texts(examples, split)
     task = make_task(art.config, art.labels)
@@ -147,8 +178,11 @@ def train(data: str | None = None, model: str | None = None, output: str | Path 
           config: Config | dict | str | Path | None = None, overrides: list[str] | dict | None = None,
           fold: int | None = None, epochs: int | None = None, seed: int | None = None,
           data_dir: str | None = None, overwrite: bool = False, progress: bool | None = None,
-          console: Console | None = None):
+          resume: bool = False, console: Console | None = None):
     """Train a model, evaluate it on the test split (or CV fold) and, with ``output``, save it.
+
+    With ``output``, resume state is kept in ``<output>.checkpoint/`` after every epoch and
+    removed once the model directory is written; ``resume=True`` continues an interrupted run.
 
     >>> model = wordconv.train("mr", "textcnn", "runs/mr")   # doctest: +SKIP
     >>> model.predict(["a gripping, funny film"])            # doctest: +SKIP
@@ -163,7 +197,8 @@ def train(data: str | None = None, model: str | None = None, output: str | Path 
         check_output_dir(output, overwrite)  # fail before spending minutes on training
     console = console or Console(stderr=True)
     splits = load_splits(cfg)
-    art, result = fit(cfg, splits, console)
+    ckpt = checkpoint_dir(output) if output is not None else None
+    art, result = fit(cfg, splits, console, ckpt, resume)
     metrics = None
     if splits.test:
         metrics, _ = evaluate_examples(art, splits.test, "test")
@@ -177,6 +212,7 @@ def train(data: str | None = None, model: str | None = None, output: str | Path 
                                       title=f"{splits.name} test")
 
         save_artifact(output, art, overwrite=overwrite, extra=plots)
+        shutil.rmtree(ckpt, ignore_errors=True)  # the run is complete: nothing left to resume
     return Predictor(art, path=Path(output) if output is not None else None)
 
 

@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from wordconv.config import TrainingConfig
 from wordconv.evaluation.metrics import headline
 from wordconv.tasks.base import Task, TaskData
+from wordconv.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -66,7 +68,10 @@ class Trainer:
         self.console = console or Console(stderr=True)
         self.on_epoch_end = on_epoch_end
 
-    def fit(self, train: TaskData, dev: TaskData | None) -> TrainResult:
+    def fit(self, train: TaskData, dev: TaskData | None, checkpoint: Path | None = None,
+            resume: bool = False) -> TrainResult:
+        """Train; with ``checkpoint``, save resume state there after every epoch, and with
+        ``resume`` continue from it when it exists (same config, same data: same final weights)."""
         cfg = self.config
         generator = seed_everything(cfg.seed)
         if cfg.threads:
@@ -80,14 +85,24 @@ class Trainer:
         history: list[dict] = []
         best_value: float | None = None
         best_state, best_epoch, best_dev = None, 0, {}
-        bad_epochs, stopped_early = 0, False
+        bad_epochs, stopped_early, start = 0, False, 1
+        if resume and checkpoint is not None and checkpoint.is_file():
+            info, best_state = load_checkpoint(checkpoint, model=model, optimizer=optimizer, ema=ema,
+                                               generator=generator)
+            history, best_value, best_epoch = info["history"], info["best_value"], info["best_epoch"]
+            best_dev, bad_epochs, stopped_early = info["best_dev"], info["bad_epochs"], info["stopped_early"]
+            start = info["epoch"] + 1
+            if cfg.progress:
+                self.console.print(f"resuming from {checkpoint} after epoch {info['epoch']}")
         tokens_per_epoch = train.num_tokens()
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         t_start = time.perf_counter()
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
                       console=self.console, disable=not cfg.progress, transient=True) as progress:
-            for epoch in range(1, cfg.epochs + 1):
+            for epoch in range(start, cfg.epochs + 1):
+                if stopped_early:  # a resumed run that had already stopped
+                    break
                 model.train()
                 bar = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=steps_per_epoch, loss=float("nan"))
                 t0 = time.perf_counter()
@@ -126,10 +141,16 @@ class Trainer:
                 record["best"] = improved
                 history.append(record)
                 self._log_epoch(record)
+                stopped_early = cfg.patience is not None and bad_epochs >= cfg.patience
+                if checkpoint is not None:
+                    save_checkpoint(checkpoint, model=model, optimizer=optimizer, best_state=best_state, ema=ema,
+                                    generator=generator,
+                                    info={"epoch": epoch, "history": history, "best_value": best_value,
+                                          "best_epoch": best_epoch, "best_dev": best_dev,
+                                          "bad_epochs": bad_epochs, "stopped_early": stopped_early})
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(record)
-                if cfg.patience is not None and bad_epochs >= cfg.patience:
-                    stopped_early = True
+                if stopped_early:
                     break
         seconds = time.perf_counter() - t_start
         if best_state is not None:
