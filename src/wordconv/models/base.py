@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from wordconv.config import EmbeddingConfig
+from wordconv.data.vocab import Vocab
 
 
 @dataclass
@@ -62,6 +63,9 @@ class WordEmbedding(nn.Module):
         nn.init.uniform_(self.table.weight, -config.init_scale, config.init_scale)
         with torch.no_grad():
             self.table.weight[pad_id].zero_()
+            # words never seen in training map to UNK; with min_freq 1 no training token does,
+            # so UNK would stay a random vector injecting noise at test time: start it at zero
+            self.table.weight[Vocab.unk_id].zero_()
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
