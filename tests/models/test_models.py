@@ -120,3 +120,11 @@ def test_valid_padding_textcnn_needs_widest_filter():
     assert model.encoder.min_length == 5
     cfg = build_config({"model": {"type": "textcnn"}, "embeddings": {"dim": 8}})
     assert build_model(cfg, vocab_size=30, labels=LABELS).encoder.min_length == 1
+
+
+def test_unknown_word_vector_starts_at_zero(model_type):
+    # no training token maps to UNK when min_freq is 1: a random UNK vector would be pure noise
+    model = build_model(small_config(model_type), vocab_size=30, labels=LABELS)
+    table = model.encoder.embedding.table.weight
+    assert torch.count_nonzero(table[0]) == 0 and torch.count_nonzero(table[1]) == 0  # PAD, UNK
+    assert torch.count_nonzero(table[2:]) > 0
