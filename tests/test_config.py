@@ -81,3 +81,11 @@ def test_example_configs_are_valid():
         assert cfg.model.type in ("textcnn", "stacked")
     kim = load_config_file(files[[p.name for p in files].index("textcnn-kim.yaml")])
     assert kim.model_dump() == build_config({"data": {"fold": 0}}).model_dump()  # documents the defaults
+
+
+def test_shortcut_values_keep_their_type(tmp_path):
+    from wordconv.pipeline import resolve_config
+
+    cfg = resolve_config(None, ["training.lr=0.01"], data="true", model="stacked", epochs=3)
+    assert cfg.data.name == "true"  # a file called "true" stays a string, not a boolean
+    assert cfg.model.type == "stacked" and cfg.training.epochs == 3 and cfg.training.lr == 0.01

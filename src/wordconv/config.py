@@ -120,7 +120,7 @@ def build_config(data: dict | None = None, overrides: list[str] | dict[str, Any]
     """
     data = json.loads(json.dumps(data or {}))  # deep copy, plain types only
     for key, value in _parse_overrides(overrides).items():
-        _set_dotted(data, key, value)
+        set_dotted(data, key, value)
     try:
         return Config.model_validate(data)
     except ValidationError as err:
@@ -146,7 +146,7 @@ def _parse_overrides(overrides: list[str] | dict[str, Any] | None) -> dict[str, 
     return out
 
 
-def _set_dotted(data: dict, key: str, value: Any) -> None:
+def set_dotted(data: dict, key: str, value: Any) -> None:
     parts = key.split(".")
     node = data
     for i, part in enumerate(parts[:-1]):

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from wordconv.config import Config, build_config, load_config_file
+from wordconv.config import Config, build_config, load_config_file, set_dotted
 from wordconv.data.readers import Example
 from wordconv.data.registry import DatasetSplits, load_data
 from wordconv.data.text import Preprocessor
@@ -49,7 +49,7 @@ def resolve_config(config: Config | dict | str | Path | None = None, overrides: 
     elif isinstance(config, Config):
         base = config.model_dump(mode="json")
     else:
-        base = dict(config or {})
+        base = json.loads(json.dumps(config or {}))  # a deep copy: the caller's dict is not changed
     sets: dict[str, Any] = {}
     mapping = {"data": "data.name", "model": "model.type", "fold": "data.fold", "epochs": "training.epochs",
                "seed": "training.seed", "data_dir": "data.data_dir", "progress": "training.progress"}
@@ -58,15 +58,9 @@ def resolve_config(config: Config | dict | str | Path | None = None, overrides: 
             sets[mapping[key]] = value
     if "model.type" in sets and sets["model.type"] != (base.get("model") or {}).get("type"):
         base["model"] = {"type": sets.pop("model.type")}  # another architecture: its own defaults
-    if isinstance(overrides, dict):
-        sets.update(overrides)
-        return build_config(base, sets)
-    merged = [f"{k}={_yaml_scalar(v)}" for k, v in sets.items()] + list(overrides or [])
-    return build_config(base, merged)
-
-
-def _yaml_scalar(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    for key, value in sets.items():  # typed values: set directly, never re-parsed from text
+        set_dotted(base, key, value)
+    return build_config(base, overrides)
 
 
 def load_splits(config: Config) -> DatasetSplits:
