@@ -32,7 +32,8 @@ def _user_errors():
         err.print("[bold red]error:[/] " + escape(str(e)), highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/]")
+        err.print("[bold red]interrupted[/] (a `wordconv train` run continues from its last finished epoch "
+                  "when the same command is given again with --resume)")
         raise typer.Exit(130) from None
 
 
