@@ -10,15 +10,14 @@ import copy
 import math
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from rich.console import Console
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from wordconv.config import TrainingConfig
 from wordconv.evaluation.metrics import headline
@@ -52,7 +51,6 @@ class TrainResult:
     train_seconds: float
     train_tokens: int  # real tokens processed in training (all epochs)
     stopped_early: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def _better(metric: str, new: float, old: float | None) -> bool:
@@ -62,11 +60,9 @@ def _better(metric: str, new: float, old: float | None) -> bool:
 
 
 class Trainer:
-    def __init__(self, model: torch.nn.Module, task: Task, config: TrainingConfig, console: Console | None = None,
-                 on_epoch_end: Callable[[dict], None] | None = None):
+    def __init__(self, model: torch.nn.Module, task: Task, config: TrainingConfig, console: Console | None = None):
         self.model, self.task, self.config = model, task, config
         self.console = console or Console(stderr=True)
-        self.on_epoch_end = on_epoch_end
 
     def fit(self, train: TaskData, dev: TaskData | None, checkpoint: Path | None = None,
             resume: bool = False) -> TrainResult:
@@ -148,8 +144,6 @@ class Trainer:
                                     info={"epoch": epoch, "history": history, "best_value": best_value,
                                           "best_epoch": best_epoch, "best_dev": best_dev,
                                           "bad_epochs": bad_epochs, "stopped_early": stopped_early})
-                if self.on_epoch_end is not None:
-                    self.on_epoch_end(record)
                 if stopped_early:
                     break
         seconds = time.perf_counter() - t_start
