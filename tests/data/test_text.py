@@ -109,8 +109,8 @@ def test_whitespace_tokenizer_keeps_offsets() -> None:
 
 
 def test_unknown_tokenizer_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="jieba.*'regex'"):
-        tokenize("x", "jieba")
+    with pytest.raises(ConfigError, match="'klingon'.*'regex'"):
+        tokenize("x", "klingon")
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,7 +213,7 @@ def test_tokens_are_not_truncated() -> None:
 
 
 def test_config_validation() -> None:
-    for bad in ({"max_length": 0}, {"min_freq": 0}, {"max_vocab": 0}, {"tokenizer": "jieba"},
+    for bad in ({"max_length": 0}, {"min_freq": 0}, {"max_vocab": 0}, {"tokenizer": "mecab"},
                 {"normalize": "nfkc"}, {"truncation": "middle"}, {"stopwords": " "},
                 {"lowercse": True}):  # fmt: skip
         with pytest.raises(ValidationError):
@@ -256,3 +256,33 @@ def test_fast_path_equals_tokens(text: str, config: PreprocessConfig) -> None:
         if config.normalize == "none" and not config.lowercase:
             assert t.text == surface.replace("\u2019", "'")
         end = t.end
+
+
+# -- Chinese word segmentation (jieba) ---------------------------------------------------------
+
+
+def test_jieba_segments_chinese_into_words_with_exact_offsets():
+    text = "我爱北京天安门，今天天气很好"
+    toks = tokenize(text, "jieba")
+    words = [t.text for t in toks]
+    assert words[:4] == ["我", "爱", "北京", "天安门"]  # words, not single characters
+    assert "今天天气" in words  # jieba's dictionary holds it as one word
+    assert all(text[t.start:t.end] == t.text for t in toks)
+    assert "".join(words) == text.replace(" ", "")
+    # the regex tokenizer, by contrast, gives one token per character
+    assert [t.text for t in tokenize(text, "regex")][:4] == ["我", "爱", "北", "京"]
+
+
+def test_jieba_leaves_the_english_in_mixed_text_to_the_regex_tokenizer():
+    text = "我用Python写的代码 don't stop!"
+    words = [t.text for t in tokenize(text, "jieba")]
+    assert words[-4:] == ["do", "n't", "stop", "!"]  # PTB clitics, as for English text
+    assert "Python" in words and "代码" in words
+    assert tokenize("plain English, isn't it?", "jieba") == tokenize("plain English, isn't it?", "regex")
+
+
+def test_jieba_through_the_preprocessor_lowercases_latin_only():
+    pre = Preprocessor(PreprocessConfig(tokenizer="jieba"))
+    tokens = pre("北京欢迎您 Hello")
+    assert tokens[0] == "北京" and tokens[-1] == "hello"
+    assert "".join(tokens[:-1]) == "北京欢迎您"

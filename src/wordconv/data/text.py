@@ -10,7 +10,7 @@ Two layers:
   stop-word removal, truncation.  Offsets of the tokens it returns still point into the original
   (un-cleaned) text, so predictions can be shown on the user's own text.
 
-Adding a tokenizer (e.g. ``"jieba"`` for Chinese): write a function that returns the text with
+Adding a tokenizer (as ``"jieba"`` for Chinese was added): write a function that returns the text with
 whitespace inserted between its tokens (and nothing else changed): ``str.split()`` on the result
 gives the tokens (the fast path) and alignment recovers their offsets.  Register it in
 ``_TOKENIZERS`` and add its name to ``PreprocessConfig.tokenizer``.
@@ -51,10 +51,11 @@ class PreprocessConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    tokenizer: Literal["regex", "whitespace"] = "regex"
+    tokenizer: Literal["regex", "whitespace", "jieba"] = "regex"
     """Word tokenizer.  "regex": Unicode words, English clitics split (PTB style), every
     punctuation character its own token, each CJK character its own token.  "whitespace": split
-    on whitespace only (for already-tokenized corpora).  ("jieba" for Chinese is reserved.)"""
+    on whitespace only (for already-tokenized corpora).  "jieba": Chinese word segmentation
+    (jieba), with the regex tokenizer on the non-Chinese pieces."""
     lowercase: bool = True
     strip_html: bool = True
     """Blank out HTML tags such as ``<br />`` (IMDB) before tokenizing; offsets are preserved."""
@@ -198,12 +199,42 @@ def _whitespace_spaced(text: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=1)
+def _jieba():
+    """The jieba segmenter, imported and its dictionary loaded on first use (~1 s, then cached)."""
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)  # no "Building prefix dict..." chatter on stderr
+    jieba.initialize()
+    return jieba
+
+
+def _jieba_spaced(text: str) -> str:
+    """Runs of Chinese characters segmented into words by jieba (its dictionary + an HMM for
+    unknown words); everything between them (Latin words, numbers, punctuation) goes through the
+    regex tokenizer, so the English in mixed text such as "我用Python写的" splits as usual."""
+    if text.isascii():
+        return _regex_spaced(text)
+    out = []
+    for i, piece in enumerate(_cjk_runs().split(text)):  # odd pieces are runs of CJK characters
+        out.append(" ".join(_jieba().cut(piece, HMM=True)) if i % 2 else _regex_spaced(piece))
+    return " ".join(out)
+
+
+@functools.lru_cache(maxsize=1)
+def _cjk_runs() -> re.Pattern[str]:
+    return re.compile(rf"([{_CJK}]+)")
+
+
 # A tokenizer is a function giving the text with spaces inserted between its tokens (it must
 # insert whitespace only): str.split() on the result gives the tokens, fast (Preprocessor.__call__);
 # _align recovers their offsets.
 _TOKENIZERS: dict[str, Callable[[str], str]] = {
     "regex": _regex_spaced,
     "whitespace": _whitespace_spaced,
+    "jieba": _jieba_spaced,
 }
 
 
@@ -231,7 +262,7 @@ def tokenize(text: str, kind: str = "regex") -> list[Token]:
     except KeyError:
         raise ConfigError(
             f"unknown tokenizer {kind!r}; use one of {', '.join(map(repr, _TOKENIZERS))} "
-            "(a Chinese word segmenter is not available yet)"
+            "('jieba' segments Chinese into words)"
         ) from None
     return _align(text, spaced(text).split())
 
