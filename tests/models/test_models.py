@@ -16,12 +16,56 @@ def model_type(request):
     return request.param
 
 
-def small_config(model_type):
-    return build_config({"model": {"type": model_type}, "embeddings": {"dim": 16}})
+# small settings that keep each model's test fast; everything else stays at its default
+SMALL = {"dpcnn": {"num_filters": 8}, "cnn-attention": {"num_filters": 8}, "fasttext": {"buckets": 1000}}
+
+
+def small_config(model_type, **params):
+    model = {"type": model_type, **SMALL.get(model_type, {}), **params}
+    return build_config({"model": model, "embeddings": {"dim": 16}})
 
 
 def test_registry_has_the_issue_models():
-    assert {"textcnn", "stacked"} <= set(model_names())
+    assert {"textcnn", "stacked", "dpcnn", "cnn-attention", "fasttext"} <= set(model_names())
+
+
+# every architecture and every pooling / activation / depth option that changes how padding is handled
+VARIANTS = [
+    ("textcnn", {}),
+    ("textcnn", {"pooling": "avg"}),
+    ("textcnn", {"pooling": "avg", "activation": "sigmoid", "padding": "valid"}),
+    ("textcnn", {"pooling": "kmax", "k": 3}),
+    ("textcnn", {"pooling": "kmax", "k": 6, "activation": "tanh"}),  # more slots than a short text has windows
+    ("textcnn", {"pooling": "kmax", "k": 2, "activation": "identity", "padding": "valid"}),
+    ("textcnn", {"activation": "sigmoid"}),
+    ("stacked", {"activation": "tanh", "num_filters": 8, "hidden_dim": 8}),
+    ("dpcnn", {}),
+    ("dpcnn", {"max_blocks": None, "activation": "sigmoid"}),
+    ("dpcnn", {"max_blocks": 2, "kernel_size": 5}),
+    ("cnn-attention", {}),
+    ("cnn-attention", {"attention": "multihead", "filter_widths": [2, 3], "activation": "tanh"}),
+    ("fasttext", {}),
+    ("fasttext", {"word_ngrams": 1}),
+]
+
+
+@pytest.mark.parametrize("model_type,params", VARIANTS, ids=lambda v: v if isinstance(v, str) else
+                         ",".join(f"{k}={x}" for k, x in v.items()) or "defaults")
+def test_batch_padding_invariance(model_type, params):
+    """A text alone and the same text in a batch with a much longer one get the same logits."""
+    torch.manual_seed(0)
+    model = build_model(small_config(model_type, **params), vocab_size=30, labels=LABELS).eval()
+    min_len = model.encoder.min_length
+    long = torch.randint(2, 30, (max(70, min_len + 40),))
+    for n in (1, 2, 3, 4, 5, 8, 13):  # odd and even lengths: DPCNN halves them differently
+        text = torch.randint(2, 30, (n,))
+        alone = torch.zeros(1, max(n, min_len), dtype=torch.long)
+        alone[0, :n] = text
+        batch = torch.zeros(2, len(long), dtype=torch.long)
+        batch[0, :n], batch[1] = text, long
+        with torch.no_grad():
+            a, b = model(ids=alone)["logits"], model(ids=batch)["logits"][:1]
+        torch.testing.assert_close(a, b, msg=lambda m: f"length {n}: {m}")
 
 
 def test_forward_shapes_and_shortest_input(model_type):

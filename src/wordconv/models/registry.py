@@ -1,6 +1,6 @@
 """Architectures by registered name.
 
-A config names a model type by a short name (``textcnn``, ``stacked``); loading a saved model
+A config names a model type by a short name (``textcnn``, ``dpcnn``, ``fasttext``); loading a saved model
 looks the name up here and never imports a path written in a file.
 """
 
@@ -38,7 +38,7 @@ def register_model(name: str, config_class: type, description: str):
 
 def _load_builtin() -> None:
     # importing the modules runs their @register_model decorators
-    from wordconv.models import stacked, textcnn  # noqa: F401
+    from wordconv.models import attention, dpcnn, fasttext, stacked, textcnn  # noqa: F401
 
 
 def model_names() -> list[str]:

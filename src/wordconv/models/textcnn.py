@@ -1,10 +1,16 @@
 """Kim (2014), "Convolutional Neural Networks for Sentence Classification".
 
     words -> embeddings (B, T, E)
-          -> for each width w: conv1d(E -> F, width w) -> ReLU -> max over time  (B, F)
-          -> concat (B, F * len(widths))  -> [task head: dropout 0.5, linear, max-norm 3]
+          -> for each width w: conv1d(E -> F, width w) -> activation -> pool over time   (B, F * P)
+          -> concat (B, F * P * len(widths))  -> [task head: dropout 0.5, linear, max-norm 3]
 
-One-max pooling keeps, for each filter, the strongest n-gram anywhere in the text.
+Pooling (P values per filter):
+    max   1-max (Kim 2014): the strongest n-gram anywhere in the text               P = 1
+    avg   the mean of act(conv) over the text's windows                              P = 1
+    kmax  the k strongest windows, kept in text order (Kalchbrenner et al. 2014)    P = k
+
+Windows that cover only padding are masked before pooling, so a text's features do not depend on
+how much padding its batch needed.
 """
 
 from __future__ import annotations
@@ -20,12 +26,24 @@ from wordconv.models.base import Encoder, EncoderOutput, WordEmbedding, window_m
 from wordconv.models.ops import multi_width_conv
 from wordconv.models.registry import register_model
 
+# every one is monotonic non-decreasing, so act(max(c) + b) == max(act(c + b)) and k-max can pick
+# windows before the activation
+Activation = Literal["relu", "tanh", "sigmoid", "identity"]
+
+
+def make_activation(name: str) -> nn.Module:
+    """The activation module for a config's ``activation`` name (shared by the CNN encoders)."""
+    return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "identity": nn.Identity}[name]()
+
 
 class TextCNNConfig(ModelParams):
     type: Literal["textcnn"] = "textcnn"
     filter_widths: list[int] = [3, 4, 5]  # Kim (2014): windows of 3, 4 and 5 words
     num_filters: int = Field(100, gt=0)  # Kim (2014): 100 feature maps per width
-    activation: Literal["relu", "tanh"] = "relu"  # Kim (2014): ReLU
+    activation: Activation = "relu"  # Kim (2014): ReLU (tanh, sigmoid, identity for comparison)
+    # Kim (2014): 1-max; Zhang & Wallace (2015) found 1-max beat k-max and average pooling
+    pooling: Literal["max", "avg", "kmax"] = "max"
+    k: int = Field(4, gt=0)  # kmax only: Kalchbrenner et al. (2014) top-level k-max pooling, k_top = 4
     dropout: float = Field(0.5, ge=0.0, lt=1.0)  # Kim (2014): dropout 0.5 on the pooled features
     max_norm: float | None = Field(3.0, gt=0.0)  # Kim (2014): l2 max-norm 3 on output-layer weights
     # "wide": pad (widest - 1) zeros at both ends as Kim's code does, so edge words get every
@@ -40,14 +58,36 @@ class TextCNNConfig(ModelParams):
         return v
 
 
+def kmax_pool(c: torch.Tensor, keep: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest of each map (B, L, F) over real windows ``keep`` (B, L), in text order.
+
+    Returns values (B, k, F) and a (B, k, F) mask that is False at filler slots: a text with
+    fewer than k real windows gets its n < k values first, then k - n fillers (the caller sets
+    them to 0 after the activation), so the result is the same whatever padding follows it.
+    """
+    c = c.masked_fill(~keep[:, :, None], float("-inf"))  # padding windows are never chosen
+    if c.shape[1] < k:  # fewer windows than k at all: room for the fillers
+        c = nn.functional.pad(c, (0, 0, 0, k - c.shape[1]), value=float("-inf"))
+    # a stable sort: among equal values the earliest window wins, whatever the batch's length
+    top, idx = c.sort(dim=1, descending=True, stable=True)
+    top, idx = top[:, :k], idx[:, :k]  # (B, k, F)
+    filler = torch.isinf(top)
+    # back into text order; fillers sort after every real window
+    order = torch.where(filler, idx + c.shape[1], idx).argsort(dim=1)  # (B, k, F)
+    return top.gather(1, order), ~filler.gather(1, order)
+
+
 class TextCNN(Encoder):
     def __init__(self, params: TextCNNConfig, emb: EmbeddingConfig, vocab_size: int, pad_id: int = 0):
         super().__init__()
         self.embedding = WordEmbedding(vocab_size, emb, pad_id)
         self.pad_id = pad_id
-        self.convs = nn.ModuleList(nn.Conv1d(emb.dim, params.num_filters, w) for w in params.filter_widths)
-        self.act = nn.ReLU() if params.activation == "relu" else nn.Tanh()
-        self.output_dim = params.num_filters * len(params.filter_widths)
+        dim = self.embedding.dim  # E: the embedding's output width (two channels may double it)
+        self.convs = nn.ModuleList(nn.Conv1d(dim, params.num_filters, w) for w in params.filter_widths)
+        self.act = make_activation(params.activation)
+        self.pooling, self.k = params.pooling, params.k
+        per_filter = params.k if params.pooling == "kmax" else 1
+        self.output_dim = params.num_filters * per_filter * len(params.filter_widths)
         self.pad = max(params.filter_widths) - 1 if params.padding == "wide" else 0
         self.min_length = 1 if self.pad else max(params.filter_widths)
 
@@ -56,16 +96,24 @@ class TextCNN(Encoder):
         x = self.embedding(ids)  # (B, T, E)
         # all widths in one GEMM, with `pad` zero vectors at both ends when wide; equal to
         # nn.Conv1d(padding=pad) per width (models/ops.py)
-        maps = multi_width_conv(x, [conv.weight for conv in self.convs], self.pad)  # each (B, T+2pad-w+1, F)
+        maps = multi_width_conv(x, [conv.weight for conv in self.convs], self.pad)  # each (B, L, F), L = T+2pad-w+1
         pooled = []
         for conv, c in zip(self.convs, maps):
-            keep = window_mask(lengths, c.shape[1], conv.kernel_size[0], self.pad)  # (B, T+2pad-w+1)
-            c = c.masked_fill(~keep[:, :, None], float("-inf"))  # windows over padding never win
-            # 1-max pooling, then bias and activation: act(max(c) + b) == max(act(c + b)) for monotonic act
-            pooled.append(self.act(c.amax(dim=1) + conv.bias))  # (B, F)
-        return EncoderOutput(states=None, mask=None, pooled=torch.cat(pooled, dim=1))  # (B, F * n_widths)
+            keep = window_mask(lengths, c.shape[1], conv.kernel_size[0], self.pad)  # (B, L) windows over words
+            if self.pooling == "max":
+                c = c.masked_fill(~keep[:, :, None], float("-inf"))  # windows over padding never win
+                # 1-max pooling, then bias and activation: act(max(c) + b) == max(act(c + b)) for monotonic act
+                pooled.append(self.act(c.amax(dim=1) + conv.bias))  # (B, F)
+            elif self.pooling == "avg":
+                h = self.act(c + conv.bias) * keep[:, :, None]  # (B, L, F) activation before averaging
+                pooled.append(h.sum(dim=1) / keep.sum(dim=1, keepdim=True))  # (B, F) window_mask keeps >= 1
+            else:  # kmax: choose on the raw maps (monotonic act keeps the order), then bias and act
+                top, real = kmax_pool(c, keep, self.k)  # (B, k, F) each
+                h = self.act(top.masked_fill(~real, 0.0) + conv.bias).masked_fill(~real, 0.0)  # fillers are 0
+                pooled.append(h.transpose(1, 2).flatten(1))  # (B, F * k): each filter's k values together
+        return EncoderOutput(states=None, mask=None, pooled=torch.cat(pooled, dim=1))  # (B, output_dim)
 
 
-@register_model("textcnn", TextCNNConfig, "Kim (2014) CNN: parallel 3/4/5-word filters, 1-max pooling")
+@register_model("textcnn", TextCNNConfig, "Kim (2014) CNN: parallel 3/4/5-word filters, 1-max (or avg, k-max) pooling")
 def build_textcnn(params: TextCNNConfig, emb: EmbeddingConfig, vocab_size: int, pad_id: int = 0) -> TextCNN:
     return TextCNN(params, emb, vocab_size, pad_id)
