@@ -14,11 +14,13 @@ import torch
 
 from wordconv.data.readers import Example
 from wordconv.data.text import Preprocessor
-from wordconv.errors import DataError
+from wordconv.errors import DataError, ModelError
 
 
 @dataclass
 class Prediction:
+    """A text classifier's (task textcat) prediction."""
+
     label: str
     score: float  # probability of `label`
     probabilities: dict[str, float]  # every label, in the model's label order
@@ -28,6 +30,30 @@ class Prediction:
         d = asdict(self)
         d["top_k"] = [{"label": lab, "score": s} for lab, s in self.top_k]
         return d
+
+
+@dataclass
+class MultiLabelPrediction:
+    """A multi-label classifier's prediction: each label decided on its own."""
+
+    labels: list[str]  # the labels whose probability reaches their threshold, most probable first; maybe none
+    probabilities: dict[str, float]  # every label's own probability (they need not sum to 1), in label order
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RegressionPrediction:
+    """A regression model's prediction."""
+
+    value: float  # on the scale of the training targets
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+AnyPrediction = Prediction | MultiLabelPrediction | RegressionPrediction
 
 
 class Predictor:
@@ -69,36 +95,70 @@ class Predictor:
                 raise DataError(f"text {i} is empty: give at least one word")
         return texts
 
+    @property
+    def task(self) -> str:
+        """``textcat``, ``multilabel`` or ``regression``."""
+        return self.config.task
+
+    def _encode(self, texts: list[str]):
+        return self._task.encode([Example(t) for t in texts], self._pre, self.artifact.vocab,
+                                 self.model.encoder.min_length, "input", with_labels=False)
+
     def predict_proba(self, texts: Sequence[str] | str, batch_size: int = 256) -> torch.Tensor:
-        """Probabilities ``(N, C)`` in input order; columns follow ``self.labels``."""
+        """Probabilities ``(N, C)`` in input order; columns follow ``self.labels``.
+
+        A text classifier's rows sum to 1; a multi-label classifier gives each label's own probability."""
+        if self.task == "regression":
+            raise ModelError("a regression model predicts values, not probabilities: use predict() or predict_values()")
         texts = self._validate(texts)
         if not texts:
             return torch.empty(0, len(self.labels))
-        data = self._task.encode([Example(t) for t in texts], self._pre, self.artifact.vocab,
-                                 self.model.encoder.min_length, "input", with_labels=False)
-        probs, _ = self._task.predict_proba(self.model, data, batch_size)
+        probs, _ = self._task.predict_proba(self.model, self._encode(texts), batch_size)
         return probs
 
-    def predict(self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 256) -> list[Prediction]:
-        """One :class:`Prediction` per text, in input order."""
-        probs = self.predict_proba(texts, batch_size)
-        k = max(1, min(top_k, len(self.labels)))
-        out = []
-        for row in probs.tolist():
-            ranked = sorted(range(len(row)), key=lambda j: -row[j])[:k]
-            best = ranked[0]
-            out.append(Prediction(label=self.labels[best], score=row[best],
-                                  probabilities=dict(zip(self.labels, row)),
-                                  top_k=[(self.labels[j], row[j]) for j in ranked]))
+    def predict_values(self, texts: Sequence[str] | str, batch_size: int = 256) -> torch.Tensor:
+        """A regression model's predicted values ``(N,)`` in input order."""
+        if self.task != "regression":
+            raise ModelError(f"predict_values() is for regression models; this one is {self.task}: use predict() "
+                             "or predict_proba()")
+        texts = self._validate(texts)
+        if not texts:
+            return torch.empty(0)
+        values, _ = self._task.predict_values(self.model, self._encode(texts), batch_size)
+        return values
+
+    @torch.no_grad()
+    def embed(self, texts: Sequence[str] | str, batch_size: int = 256) -> torch.Tensor:
+        """The model's pooled representation of each text, ``(N, H)`` in input order: the vector
+        its output layer reads (for search, clustering, or as features for another model)."""
+        texts = self._validate(texts)
+        encoder = self.model.encoder
+        if not texts:
+            return torch.empty(0, encoder.output_dim)
+        data = self._encode(texts)
+        out = torch.empty(len(data), encoder.output_dim)
+        for batch in data.batches(batch_size, shuffle=False):
+            out[batch["index"]] = encoder(batch["ids"]).pooled.float()
         return out
 
-    def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> dict:
-        """Metrics of this model on labelled texts (labels by name)."""
+    def predict(self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 256) -> list[AnyPrediction]:
+        """One prediction per text, in input order: a :class:`Prediction` (textcat), a
+        :class:`MultiLabelPrediction` or a :class:`RegressionPrediction`.  ``top_k``: textcat only."""
+        texts = self._validate(texts)
+        if not texts:
+            return []
+        return self._task.predict(self.model, self._encode(texts), batch_size, top_k=top_k)
+
+    def evaluate(self, texts: Sequence[str], labels: Sequence) -> dict:
+        """Metrics of this model on labelled texts: one gold value per text, i.e. a label name
+        (textcat), a list of label names or one string of them joined by ``data.label_separator``
+        (multilabel), or a number (regression)."""
         from wordconv.pipeline import evaluate_examples
 
         if len(texts) != len(labels):
             raise DataError(f"{len(texts)} texts but {len(labels)} labels: give one label per text")
-        examples = [Example(t, lab, f"item {i}") for i, (t, lab) in enumerate(zip(self._validate(texts), labels))]
+        examples = [self._task.example(t, lab, f"item {i}")
+                    for i, (t, lab) in enumerate(zip(self._validate(texts), labels))]
         metrics, _ = evaluate_examples(self.artifact, examples, "input")
         return metrics
 

@@ -3,11 +3,15 @@
     config.json        fully resolved Config (replay with `wordconv train --config DIR/config.json`)
     model.safetensors  weights
     vocab.json         word vocabulary
-    labels.json        label names, in output order
+    labels.json        label names, in output order (regression: ["score"], its one output)
     meta.json          versions, git commit, seed, data file hashes, timings, created_at
-    metrics.json       evaluation of the chosen split (accuracy, f1_macro, ...)
+    metrics.json       evaluation of the chosen split (accuracy, f1_macro, ...; multilabel: also
+                       hamming_loss, f1_samples, per-label thresholds; regression: mse, pearson, ...)
     history.jsonl      one JSON line per epoch
-    *.png              learning curve, confusion matrix
+    *.png              learning curve; confusion matrix (textcat) or predicted vs gold (regression)
+
+What a task learns besides weights lives in the weights file as buffers: a multi-label model's
+per-label decision thresholds, a regression model's target mean/std/range.
 
 Saving writes everything into a temporary sibling directory and renames it into place, so a
 crash never leaves a half-written model behind.
@@ -15,6 +19,7 @@ crash never leaves a half-written model behind.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -24,7 +29,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from safetensors import SafetensorError
@@ -61,6 +66,24 @@ def check_output_dir(path: str | Path, overwrite: bool) -> Path:
     if not os.access(parent, os.W_OK):
         raise ModelError(f"cannot write to {parent}: permission denied")
     return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary file next to ``path``; once the block succeeds it is flushed to disk and
+    renamed onto ``path``, so readers see the old file or the whole new one, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_directory(path: str | Path, fill: Callable[[Path], None], overwrite: bool = False) -> Path:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import threading
-from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+import socket
 from pathlib import Path
 
 import pytest
@@ -16,29 +13,6 @@ from wordconv.data import registry
 from wordconv.data.download import cache_dir, download, sha256_file
 from wordconv.data.registry import DataFile, load_data
 from wordconv.errors import DataError
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    """A file server that does not log every request to stderr."""
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """(directory served, its base URL) for an HTTP server on 127.0.0.1 running in a thread."""
-    root = tmp_path / "served"
-    root.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def sha(data: bytes) -> str:
@@ -99,9 +73,9 @@ def test_download_404(served: tuple[Path, str], tmp_path: Path) -> None:
 
 
 def test_download_connection_refused(tmp_path: Path) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), QuietHandler)
-    port = server.server_address[1]
-    server.server_close()  # nothing listens on the port any more
+    with socket.socket() as sock:  # a free port that nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     with pytest.raises(DataError, match=r"failed: .*WORDCONV_DATA"):
         download(f"http://127.0.0.1:{port}/x", tmp_path / "x", None, progress=False, timeout=5)
     assert list(tmp_path.iterdir()) == []
