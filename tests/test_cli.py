@@ -1,6 +1,7 @@
 """The `wordconv` command: exit codes, output, and one clear message per bad input (no traceback)."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from typer.testing import CliRunner
 
 from wordconv.cli import app
 
-from tiny import FAST
+from tiny import FAST, make_multilabel, make_scored, write_labelfirst
 
 runner = CliRunner()
 
@@ -111,3 +112,47 @@ def test_console_script_installed(tmp_path):
     exe = Path(sys.executable).with_name("wordconv")
     r = subprocess.run([str(exe), "predict", str(tmp_path / "none"), "x"], capture_output=True, text=True)
     assert r.returncode == 4 and "error:" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("task", ["multilabel", "regression"])
+def test_train_predict_evaluate_other_tasks(task, tmp_path):
+    if task == "multilabel":  # CSV with "food,sport" label cells; an empty cell: no labels
+        def write(path, rows):
+            path.write_text("text,label\n" + "".join(f'{t},"{",".join(labels)}"\n' for labels, t in rows))
+            return path
+        files = [write(tmp_path / f"{name}.csv", make_multilabel(n, seed)) for name, n, seed in (("train", 40, 1),
+                                                                                               ("test", 12, 3))]
+    else:
+        files = [write_labelfirst(tmp_path / f"{name}.txt", make_scored(n, seed)) for name, n, seed in (("train", 40, 1),
+                                                                                                       ("test", 12, 3))]
+    out = tmp_path / "model"
+    r = cli("train", "--task", task, "--data", files[0], "--test", files[1], "--output", out, "--epochs", 2,
+            *fast_sets())
+    assert r.exit_code == 0, r.output
+    assert ("Hamming loss" if task == "multilabel" else "Pearson r") in r.output
+    assert json.loads((out / "config.json").read_text())["task"] == task
+
+    r = cli("predict", out, "the coach ate pizza", "a superb film")
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in r.stdout.strip().splitlines()]
+    assert [x["text"] for x in lines] == ["the coach ate pizza", "a superb film"]
+    if task == "multilabel":
+        assert all(set(x) == {"text", "labels", "probabilities"} for x in lines)
+        assert set(lines[0]["probabilities"]) == {"food", "sport"}
+    else:
+        assert all(set(x) == {"text", "value"} and isinstance(x["value"], float) for x in lines)
+
+    r = cli("evaluate", out, "--data", files[1])
+    assert r.exit_code == 0, r.output
+    r = cli("evaluate", out, "--data", files[1], "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["n"] == 12
+
+
+def test_train_task_errors(tiny_data, tmp_path):
+    r = cli("train", "--task", "ranking", "--data", tiny_data["train"], "--output", tmp_path / "o")
+    assert r.exit_code == 3 and "task" in r.output
+    r = cli("train", "--task", "regression", "--data", tiny_data["train"], "--output", tmp_path / "o", *fast_sets())
+    assert r.exit_code == 2 and re.search(r"train.txt:\d+: label '(pos|neg)' is not a number", r.output), r.output
+    r = cli("train", "--task", "multilabel", "--data", tiny_data["train"], "--output", tmp_path / "o",
+            "--set", "training.metric=pearson")
+    assert r.exit_code == 3 and "training.metric" in r.output and "f1_micro" in r.output

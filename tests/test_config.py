@@ -89,3 +89,25 @@ def test_shortcut_values_keep_their_type(tmp_path):
     cfg = resolve_config(None, ["training.lr=0.01"], data="true", model="stacked", epochs=3)
     assert cfg.data.name == "true"  # a file called "true" stays a string, not a boolean
     assert cfg.model.type == "stacked" and cfg.training.epochs == 3 and cfg.training.lr == 0.01
+
+
+def test_metric_must_fit_the_task():
+    assert build_config().training.metric is None  # the task's default: textcat accuracy
+    assert build_config({"task": "multilabel", "training": {"metric": "hamming_loss"}}).training.metric == "hamming_loss"
+    with pytest.raises(ConfigError, match=r"training.metric: 'pearson' does not apply to task 'textcat'; use one of "
+                                          r"accuracy, f1_macro, f1_micro, f1_weighted, loss"):
+        build_config(overrides=["training.metric=pearson"])
+    with pytest.raises(ConfigError, match=r"training.metric: 'f1_samples' does not apply to task 'regression'.*"
+                                          r"mse, mae, rmse, pearson, spearman, loss, accuracy"):
+        build_config({"task": "regression", "training": {"metric": "f1_samples"}})
+
+
+def test_textcat_only_options_are_refused_elsewhere():
+    with pytest.raises(ConfigError) as info:
+        build_config({"task": "regression", "training": {"class_weights": "balanced", "label_smoothing": 0.1}})
+    assert "training.class_weights applies to task textcat only" in str(info.value)
+    assert "training.label_smoothing applies to task textcat only" in str(info.value)
+    with pytest.raises(ConfigError, match="data.label_separator applies to task multilabel only"):
+        build_config({"data": {"label_separator": ";"}})
+    with pytest.raises(ConfigError, match="task"):
+        build_config({"task": "ranking"})

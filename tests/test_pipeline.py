@@ -8,14 +8,16 @@ import torch
 import wordconv
 from wordconv.data.vocab import Vocab
 from wordconv.errors import ConfigError, DataError, ModelError
-from wordconv.models.registry import model_names
+from wordconv.models.registry import model_config_class, model_names
 
 from tiny import FAST, make_sentences, write_labelfirst
 
 
 def train_tiny(tiny_data, out=None, model="textcnn", extra=(), epochs=15):
+    fields = model_config_class(model).model_fields  # fasttext has no model.num_filters
+    fast = [o for o in FAST if not o.startswith("model.") or o.split("=")[0].removeprefix("model.") in fields]
     return wordconv.train(str(tiny_data["train"]), model, out, epochs=epochs,
-                          overrides=FAST + [f"data.test_path={tiny_data['test']}", f"data.dev_path={tiny_data['dev']}",
+                          overrides=fast + [f"data.test_path={tiny_data['test']}", f"data.dev_path={tiny_data['dev']}",
                                             *extra])
 
 

@@ -39,3 +39,38 @@ def shared_data_dir() -> Path | None:
         if (cand / "mr").is_dir():
             return cand
     return None
+
+
+# multi-label: two independent topics, each signalled by one of its words; a text may have both or neither
+SPORT = ["goal", "match", "team", "coach", "league", "striker"]
+FOOD = ["pizza", "soup", "bread", "cheese", "pasta", "salad"]
+
+
+def make_multilabel(n: int, seed: int) -> list[tuple[list[str], str]]:
+    """(labels, text) pairs: label "sport" / "food" when a word of that topic is in the text; the four label
+    sets (none, sport, food, both) take turns."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        labels = [name for name, on in (("food", i % 4 in (2, 3)), ("sport", i % 4 in (1, 3))) if on]
+        words = rng.sample(FILLER, rng.randint(2, 6))
+        for topic in labels:
+            words.insert(rng.randrange(len(words) + 1), rng.choice(SPORT if topic == "sport" else FOOD))
+        out.append((labels, " ".join(words)))
+    return out
+
+
+# regression: a rating level 0..4 given by one word of that level among filler words
+LEVEL_WORDS = [["terrible", "awful"], ["bad", "weak"], ["okay", "average"], ["good", "nice"], ["superb", "brilliant"]]
+
+
+def make_scored(n: int, seed: int) -> list[tuple[int, str]]:
+    """(level, text) pairs, levels 0..4 taking turns."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        level = i % 5
+        words = rng.sample(FILLER, rng.randint(2, 7))
+        words.insert(rng.randrange(len(words) + 1), rng.choice(LEVEL_WORDS[level]))
+        out.append((level, " ".join(words)))
+    return out

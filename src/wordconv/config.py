@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from wordconv.data.text import PreprocessConfig
 from wordconv.errors import ConfigError
@@ -37,15 +37,41 @@ class DataConfig(Section):
     format: str | None = None  # reader format; None = detected from the file name
     text_field: str = "text"  # CSV/TSV/JSONL column holding the text
     label_field: str = "label"  # CSV/TSV/JSONL column holding the label
+    # task multilabel: splits a label cell/string into labels ("a,b"); a JSONL label may also be a list
+    label_separator: str = Field(",", min_length=1)
     test_path: str | None = None  # a user's own test file (then no CV)
     dev_path: str | None = None  # a user's own dev file (then no dev carve-out)
 
 
 class EmbeddingConfig(Section):
-    mode: Literal["rand"] = "rand"  # Kim (2014) CNN-rand; pretrained modes come with word vectors
-    dim: int = Field(300, gt=0)  # Kim (2014): 300, the word2vec size
-    init_scale: float = Field(0.25, gt=0.0)  # U[-a, a] init as in Kim's code (a = 0.25)
+    # Kim (2014): "rand" (random vectors, trained), "static" (pretrained, kept fixed),
+    # "non-static" (pretrained, fine-tuned), "multichannel" (a static and a fine-tuned copy side
+    # by side, each with its own filter weights)
+    mode: Literal["rand", "static", "non-static", "multichannel"] = "rand"
+    vectors: str | None = None  # a vector file (word2vec .bin/.txt, GloVe, fastText .vec) or a catalog name
+    vectors_format: Literal["word2vec", "word2vec-bin", "glove"] | None = None  # None: detected
+    # vector size; None: 300 with random vectors (Kim 2014, the word2vec size), else the file's
+    dim: int | None = Field(None, gt=0)
+    init_scale: float = Field(0.25, gt=0.0)  # U[-a, a] init as in Kim's code (a = 0.25), also for words without a vector
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # dropout on word vectors (training only)
+    lowercase_fallback: bool = True  # a word missing from the file takes the vector of its lowercase form
+    # pretrained words the training data never had, added to the vocabulary (kept fixed) so that a
+    # test text's unseen words still get their vectors; the file's first (most frequent) words.
+    # A saved model records how many were actually added.
+    extra_words: int = Field(20000, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "EmbeddingConfig":
+        if self.mode == "rand":
+            if self.vectors is not None:
+                raise ValueError(f"vectors={self.vectors!r} is set but mode is 'rand' (random vectors); "
+                                 "use mode static, non-static or multichannel to load them")
+            if self.dim is None:
+                self.dim = 300
+        elif self.vectors is None:
+            raise ValueError(f"mode {self.mode!r} needs pretrained vectors: set embeddings.vectors to a "
+                             "vector file or a name from `wordconv embeddings list`")
+        return self
 
 
 class TrainingConfig(Section):
@@ -61,11 +87,40 @@ class TrainingConfig(Section):
     grad_clip: float | None = Field(None, gt=0.0)  # max global grad norm; None = off
     class_weights: Literal["none", "balanced"] | list[float] = "none"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    metric: Literal["accuracy", "f1_macro", "f1_micro", "f1_weighted", "loss"] = "accuracy"
+    # dev metric that picks the best epoch (and drives early stopping); None = the task's default
+    # (DEFAULT_METRIC); the ones each task allows are in TASK_METRICS
+    metric: str | None = None
     patience: int | None = Field(2, gt=0)  # early stopping: epochs without dev improvement
     seed: int = 13  # model init, dropout and batch order
     threads: int | None = Field(None, gt=0)  # torch intra-op threads; None = torch's default
     progress: bool = True  # rich progress bar
+
+
+TASKS = ("textcat", "multilabel", "regression")
+
+# dev metrics a task can select the best epoch by (lower is better for loss, mse, mae, rmse and
+# hamming_loss: wordconv.evaluation.metrics.lower_is_better)
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "textcat": ("accuracy", "f1_macro", "f1_micro", "f1_weighted", "loss"),
+    # accuracy = subset accuracy (every label of a text right)
+    "multilabel": ("accuracy", "f1_micro", "f1_macro", "f1_samples", "hamming_loss", "loss"),
+    # accuracy = the rounded prediction equals the integer gold level (SST-1's 0..4)
+    "regression": ("mse", "mae", "rmse", "pearson", "spearman", "loss", "accuracy"),
+}
+DEFAULT_METRIC = {
+    "textcat": "accuracy",
+    # micro F1 pools every (text, label) decision: stable with rare labels, unlike macro F1, and
+    # not all-or-nothing per text like subset accuracy
+    "multilabel": "f1_micro",
+    # the error of the predicted values themselves; pearson/spearman ignore shift and scale, so
+    # they could keep an epoch whose scores are all off by a constant
+    "regression": "mse",
+}
+
+
+def selection_metric(task: str, training: TrainingConfig) -> str:
+    """The dev metric that picks the best epoch: ``training.metric`` or the task's default."""
+    return training.metric or DEFAULT_METRIC[task]
 
 
 class ModelParams(Section):
@@ -75,7 +130,9 @@ class ModelParams(Section):
 
 
 class Config(Section):
-    task: Literal["textcat"] = "textcat"
+    # textcat: one label per text (softmax); multilabel: any subset of the labels (sigmoid, per-label
+    # thresholds tuned on dev); regression: a number per text (e.g. a sentiment intensity)
+    task: Literal["textcat", "multilabel", "regression"] = "textcat"
     data: DataConfig = DataConfig()
     preprocessing: PreprocessConfig = PreprocessConfig()
     embeddings: EmbeddingConfig = EmbeddingConfig()
@@ -91,6 +148,28 @@ class Config(Section):
             raise ValueError("model must be a mapping with a 'type' key, e.g. {type: textcnn}")
         return _model_params(value)
 
+    @model_validator(mode="after")
+    def _check_task_options(self) -> "Config":
+        problems = []
+        t = self.training
+        allowed = TASK_METRICS[self.task]
+        if t.metric is not None and t.metric not in allowed:
+            problems.append(f"training.metric: {t.metric!r} does not apply to task {self.task!r}; use one of "
+                            f"{', '.join(allowed)} (or null for the default, {DEFAULT_METRIC[self.task]})")
+        if self.task != "textcat":
+            if t.class_weights != "none":
+                problems.append(f"training.class_weights applies to task textcat only (task is {self.task!r}); "
+                                "remove it")
+            if t.label_smoothing:
+                problems.append(f"training.label_smoothing applies to task textcat only (task is {self.task!r}); "
+                                "set it to 0")
+        if self.task != "multilabel" and self.data.label_separator != ",":
+            problems.append(f"data.label_separator applies to task multilabel only (task is {self.task!r}); "
+                            "set task=multilabel or remove it")
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        return self
+
 
 def _model_params(value: dict) -> ModelParams:
     from wordconv.models.registry import model_config_class
@@ -105,7 +184,9 @@ def _format_errors(err: ValidationError, prefix: str = "") -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
         loc = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "(config)"
-        if e["type"] == "extra_forbidden":
+        if not e["loc"] and e["type"] == "value_error":  # a check across sections: its message names the keys
+            lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
+        elif e["type"] == "extra_forbidden":
             lines.append(f"  {loc}: unknown key (check the spelling; `wordconv train --help` lists sections)")
         else:
             lines.append(f"  {loc}: {e['msg']} (got {e.get('input')!r})")

@@ -1,7 +1,10 @@
 """train() and evaluate(): what the CLI and the Python API both call.
 
-    config -> data splits -> preprocess + vocab (train only) -> model (registry) -> Trainer
-           -> evaluate test split -> model directory (atomic)
+    config -> data splits -> preprocess + vocab (train only) -> model (registry encoder + task head)
+           -> Trainer -> task.after_training (e.g. thresholds) -> evaluate test split
+           -> model directory (atomic)
+
+Every task (``config.task``: textcat, multilabel, regression) goes through this one path.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from wordconv.config import Config, build_config, load_config_file, set_dotted
+from wordconv.config import Config, build_config, load_config_file, selection_metric, set_dotted
 from wordconv.data.readers import Example
 from wordconv.data.registry import DatasetSplits, load_data
 from wordconv.data.text import Preprocessor
@@ -24,17 +27,26 @@ from wordconv.errors import ConfigError, DataError
 from wordconv.evaluation.metrics import headline
 from wordconv.modeldir import Artifact
 from wordconv.models.registry import get_model
-from wordconv.tasks.textcat import EncodedTexts, TextClassification, TextClassifier
+from wordconv.tasks.base import EncodedTexts, PooledTask
+from wordconv.tasks.multilabel import MultiLabelClassification
+from wordconv.tasks.regression import Regression
+from wordconv.tasks.textcat import TextClassification
 from wordconv.training.trainer import Trainer, TrainResult, seed_everything
 
 
-def make_task(config: Config, labels: list[str], class_weights: list[float] | None = None) -> TextClassification:
-    return TextClassification(labels, dropout=config.model.dropout, max_norm=config.model.max_norm,
-                              class_weights=class_weights, label_smoothing=config.training.label_smoothing)
+def make_task(config: Config, labels: list[str], class_weights: list[float] | None = None) -> PooledTask:
+    """The task object ``config.task`` names (its head keeps ``model.dropout`` and ``model.max_norm``)."""
+    head = {"dropout": config.model.dropout, "max_norm": config.model.max_norm}
+    if config.task == "multilabel":
+        return MultiLabelClassification(labels, separator=config.data.label_separator, **head)
+    if config.task == "regression":
+        return Regression(labels, metric=config.training.metric, **head)
+    return TextClassification(labels, class_weights=class_weights, label_smoothing=config.training.label_smoothing,
+                              **head)
 
 
 def build_model(config: Config, vocab_size: int, labels: list[str], class_weights: list[float] | None = None
-                ) -> TextClassifier:
+                ) -> torch.nn.Module:
     """The full model (encoder from the registry + task head), freshly initialised."""
     entry = get_model(config.model.type)
     encoder = entry.build(config.model, config.embeddings, vocab_size, Vocab.pad_id)
@@ -52,7 +64,8 @@ def resolve_config(config: Config | dict | str | Path | None = None, overrides: 
         base = json.loads(json.dumps(config or {}))  # a deep copy: the caller's dict is not changed
     sets: dict[str, Any] = {}
     mapping = {"data": "data.name", "model": "model.type", "fold": "data.fold", "epochs": "training.epochs",
-               "seed": "training.seed", "data_dir": "data.data_dir", "progress": "training.progress"}
+               "seed": "training.seed", "data_dir": "data.data_dir", "progress": "training.progress",
+               "task": "task"}
     for key, value in shortcuts.items():
         if value is not None:
             sets[mapping[key]] = value
@@ -67,7 +80,7 @@ def load_splits(config: Config) -> DatasetSplits:
     d = config.data
     return load_data(d.name, data_dir=d.data_dir, fold=d.fold, seed=d.split_seed, dev_fraction=d.dev_fraction,
                      format=d.format, text_field=d.text_field, label_field=d.label_field,
-                     test_path=d.test_path, dev_path=d.dev_path)
+                     test_path=d.test_path, dev_path=d.dev_path, task=config.task, label_separator=d.label_separator)
 
 
 def _check_texts(examples: list[Example], split: str) -> None:
@@ -96,32 +109,45 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
                       f"preprocessing.max_length={config.preprocessing.max_length} tokens and were cut "
                       f"({config.preprocessing.truncation}); set preprocessing.max_length=null to keep all")
     vocab = Vocab.build(train_tokens, min_freq=config.preprocessing.min_freq, max_size=config.preprocessing.max_vocab)
+    run_config = config  # as the user gave it: what a resumed run must match
+    vectors = None
+    if config.embeddings.mode != "rand":
+        config, vocab, vectors, vectors_meta = attach_vectors(config, vocab, console)
     task = make_task(config, splits.labels)
-    train_labels = task.label_ids(splits.train, "train")
-    weights = config.training.class_weights
+    train_labels = task.targets(splits.train, "train")
+    weights = config.training.class_weights  # textcat only (the config refuses it for other tasks)
     if weights == "balanced":
         weights = task.balanced_weights(train_labels, len(splits.labels))
     elif weights == "none":
         weights = None
     model = build_model(config, len(vocab), splits.labels, weights)
+    if vectors is not None:
+        model.encoder.embedding.load_pretrained(vectors)
     min_len = model.encoder.min_length
     train = EncodedTexts([vocab.encode(t) for t in train_tokens], train_labels, min_len)
     dev = task.encode(splits.dev, pre, vocab, min_len, "dev") if splits.dev else None
     prep_seconds = time.perf_counter() - t0
     if config.training.progress:
+        what = "regression" if config.task == "regression" else f"{len(splits.labels)} labels"
+        if config.task == "multilabel":
+            what += " (multi-label)"
         console.print(f"[bold]{splits.name}[/]: {len(splits.train)} train / {len(splits.dev)} dev / "
-                      f"{len(splits.test)} test, {len(splits.labels)} labels, vocab {len(vocab)}; "
-                      f"{splits.split_note}")
+                      f"{len(splits.test)} test, {what}, vocab {len(vocab)}; {splits.split_note}")
         n_params = sum(p.numel() for p in model.parameters())
         console.print(f"model [bold]{config.model.type}[/] ({n_params:,} parameters), "
                       f"{config.training.optimizer} lr {config.training.lr}, batch {config.training.batch_size}")
     state_file = None
     if checkpoint is not None:
-        state_file = _prepare_checkpoint(Path(checkpoint), config, resume, console)
+        state_file = _prepare_checkpoint(Path(checkpoint), run_config, resume, console)
+    task.before_training(model, train)
     result = Trainer(model, task, config.training, console=console).fit(train, dev, state_file, resume)
+    tuned = task.after_training(model, dev, max(config.training.batch_size, 256))
     meta = base_meta(config.training.seed)
+    meta["task"] = config.task
     meta["data"] = {"name": splits.name, "files": splits.files, "split": splits.split_note,
                     "sizes": {"train": len(splits.train), "dev": len(splits.dev), "test": len(splits.test)}}
+    if vectors is not None:
+        meta["embeddings"] = vectors_meta
     meta["training"] = {
         "seconds": round(result.train_seconds, 3),
         "preprocess_seconds": round(prep_seconds, 3),
@@ -131,9 +157,52 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
         "stopped_early": result.stopped_early,
         "tokens_per_second": round(result.train_tokens / result.train_seconds, 1) if result.train_seconds else None,
         "threads": torch.get_num_threads(),
+        "metric": selection_metric(config.task, config.training),
+        **tuned,
     }
     art = Artifact(config, model, vocab, list(splits.labels), meta, history=result.history)
     return art, result
+
+
+def attach_vectors(config: Config, vocab: Vocab, console: Console) -> tuple[Config, Vocab, torch.Tensor, dict]:
+    """Read the pretrained vectors of the vocabulary's words (streaming the file once).
+
+    Returns the config with ``embeddings.dim`` and the number of extra words actually added
+    filled in (what a saved model is rebuilt from), the vocabulary with the extra words
+    appended, the (len(vocab), dim) vectors and a summary for meta.json.
+    """
+    from wordconv.data.download import sha256_file
+    from wordconv.embeddings.catalog import resolve_vectors
+    from wordconv.embeddings.vectors import load_vectors
+
+    emb = config.embeddings
+    path = resolve_vectors(emb.vectors, config.data.data_dir, download=True)
+    pv = load_vectors(path, vocab.itos, counts=vocab.counts, format=emb.vectors_format,
+                      lowercase_fallback=emb.lowercase_fallback, extra=emb.extra_words,
+                      lowercase_extra=config.preprocessing.lowercase, init_scale=emb.init_scale,
+                      seed=config.training.seed, zero_rows=(Vocab.pad_id, Vocab.unk_id),
+                      progress=config.training.progress)
+    if emb.dim is not None and emb.dim != pv.dim:
+        raise ConfigError(f"embeddings.dim is {emb.dim} but the vectors in {path} have {pv.dim} dimensions; "
+                          "leave embeddings.dim unset to take the file's")
+    if config.training.progress:
+        console.print(f"vectors [bold]{path.name}[/] ({pv.dim}d, {emb.mode}): {pv.coverage}; "
+                      f"{len(pv.extra_words):,} more words of the file added to the vocabulary")
+    vocab = Vocab(vocab.itos + list(pv.extra_words), counts=vocab.counts)
+    matrix = torch.from_numpy(pv.matrix)
+    if len(pv.extra_words):
+        matrix = torch.cat([matrix, torch.from_numpy(pv.extra_matrix)])
+    config = config.model_copy(deep=True)
+    config.embeddings.dim = pv.dim
+    config.embeddings.extra_words = len(pv.extra_words)
+    cov = pv.coverage
+    meta = {"vectors": str(emb.vectors), "path": str(path), "format": pv.format, "dim": pv.dim,
+            "sha256": sha256_file(path),
+            "coverage": {"types_total": cov.types_total, "types_found": cov.types_found,
+                         "tokens_total": cov.tokens_total, "tokens_found": cov.tokens_found,
+                         "lowercase_hits": cov.lowercase_hits},
+            "extra_words": len(pv.extra_words)}
+    return config, vocab, matrix, meta
 
 
 def _prepare_checkpoint(directory: Path, config: Config, resume: bool, console: Console) -> Path:
@@ -158,13 +227,16 @@ def checkpoint_dir(output: str | Path) -> Path:
     return output.with_name(output.name + ".checkpoint")
 
 
-def evaluate_examples(art: Artifact, examples: list[Example], split: str = "test") -> tuple[dict, list[int]]:
+def evaluate_examples(art: Artifact, examples: list[Example], split: str = "test") -> tuple[dict, list]:
+    """(metrics, predictions in example order): class ids (textcat), lists of label ids
+    (multilabel) or values (regression)."""
     _check_texts(examples, split)
     task = make_task(art.config, art.labels)
     pre = Preprocessor(art.config.preprocessing)
     data = task.encode(examples, pre, art.vocab, art.model.encoder.min_length, split)
     metrics, preds = task.evaluate(art.model, data, batch_size=max(art.config.training.batch_size, 256))
     metrics["split"] = split
+    metrics["task"] = art.config.task
     return metrics, preds
 
 
@@ -172,8 +244,10 @@ def train(data: str | None = None, model: str | None = None, output: str | Path 
           config: Config | dict | str | Path | None = None, overrides: list[str] | dict | None = None,
           fold: int | None = None, epochs: int | None = None, seed: int | None = None,
           data_dir: str | None = None, overwrite: bool = False, progress: bool | None = None,
-          resume: bool = False, console: Console | None = None):
+          resume: bool = False, console: Console | None = None, task: str | None = None):
     """Train a model, evaluate it on the test split (or CV fold) and, with ``output``, save it.
+
+    ``task``: ``textcat`` (default), ``multilabel`` or ``regression`` (sets ``config.task``).
 
     With ``output``, resume state is kept in ``<output>.checkpoint/`` after every epoch and
     removed once the model directory is written; ``resume=True`` continues an interrupted run.
@@ -183,27 +257,32 @@ def train(data: str | None = None, model: str | None = None, output: str | Path 
     """
     from wordconv.inference import Predictor
     from wordconv.modeldir import check_output_dir, save_artifact
-    from wordconv.evaluation.report import plot_confusion_matrix, plot_learning_curve
+    from wordconv.evaluation.report import plot_confusion_matrix, plot_learning_curve, plot_predicted_vs_gold
 
     cfg = resolve_config(config, overrides, data=data, model=model, fold=fold, epochs=epochs, seed=seed,
-                         data_dir=data_dir, progress=progress)
+                         data_dir=data_dir, progress=progress, task=task)
     if output is not None:
         check_output_dir(output, overwrite)  # fail before spending minutes on training
     console = console or Console(stderr=True)
     splits = load_splits(cfg)
     ckpt = checkpoint_dir(output) if output is not None else None
     art, result = fit(cfg, splits, console, ckpt, resume)
-    metrics = None
+    metrics = preds = None
     if splits.test:
-        metrics, _ = evaluate_examples(art, splits.test, "test")
+        metrics, preds = evaluate_examples(art, splits.test, "test")
         metrics["dev"] = headline(result.best_dev) if result.best_dev else None
         art.metrics = metrics
     if output is not None:
         def plots(tmp: Path) -> None:
-            plot_learning_curve(result.history, tmp / "learning_curve.png", cfg.training.metric)
-            if metrics is not None:
+            plot_learning_curve(result.history, tmp / "learning_curve.png", selection_metric(cfg.task, cfg.training))
+            if metrics is None:
+                return
+            if cfg.task == "textcat":
                 plot_confusion_matrix(metrics["confusion_matrix"], metrics["labels"], tmp / "confusion_matrix.png",
                                       title=f"{splits.name} test")
+            elif cfg.task == "regression":
+                gold = make_task(cfg, art.labels).targets(splits.test, "test")
+                plot_predicted_vs_gold(gold, preds, tmp / "predicted_vs_gold.png", title=f"{splits.name} test")
 
         save_artifact(output, art, overwrite=overwrite, extra=plots)
         shutil.rmtree(ckpt, ignore_errors=True)  # the run is complete: nothing left to resume
@@ -224,7 +303,8 @@ def evaluate(model_dir: str | Path, data: str | None = None, *, split: str = "te
     if data is not None and Path(data).exists():  # a user's labelled file: all of it is evaluated
         d = art.config.data
         examples = read_examples(data, reader.get("format"), text_field=reader.get("text_field") or d.text_field,
-                                 label_field=reader.get("label_field") or d.label_field)
+                                 label_field=reader.get("label_field") or d.label_field,
+                                 multilabel=art.config.task == "multilabel", label_separator=d.label_separator)
         metrics, _ = evaluate_examples(art, examples, str(data))
         metrics["data"] = str(data)
         return metrics

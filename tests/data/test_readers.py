@@ -229,6 +229,44 @@ def test_jsonl_non_string_text(tmp_path: Path) -> None:
         read_examples(path)
 
 
+
+# ---------------------------------------------------------------------------------------------------------------
+# Multi-label examples (task multilabel) and numeric labels (task regression).
+
+
+def test_jsonl_multilabel_lists_and_strings(tmp_path: Path) -> None:
+    lines = [{"text": "goal and pizza", "label": ["sport", "food"]}, {"text": "nothing", "label": []},
+             {"text": "soup", "label": "food"}, {"text": "team", "label": "sport, food,,sport"},
+             {"text": "blank", "label": ""}, {"text": "num", "label": [3]}]
+    path = write(tmp_path / "d.jsonl", "".join(json.dumps(x) + "\n" for x in lines))
+    examples = read_examples(path, multilabel=True)
+    assert [e.labels for e in examples] == [("sport", "food"), (), ("food",), ("sport", "food"), (), ("3",)]
+    assert all(e.label is None for e in examples) and examples[1].source == f"{path}:2"
+    bad = write(tmp_path / "bad.jsonl", json.dumps({"text": "x", "label": ["a", None]}) + "\n")
+    with pytest.raises(DataError, match=r"bad\.jsonl:1: field 'label' holds None"):
+        read_examples(bad, multilabel=True)
+    with pytest.raises(DataError, match=r"bad\.jsonl:1: field 'label' is \['a', None\]"):
+        read_examples(bad)  # a list is no single label
+
+
+def test_csv_and_labelfirst_multilabel_split_on_separator(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.csv", 'text,label\ngoal and pizza,"sport,food"\nnothing,\nsoup,food\n')
+    assert [(e.text, e.labels) for e in read_examples(path, multilabel=True)] == [
+        ("goal and pizza", ("sport", "food")), ("nothing", ()), ("soup", ("food",))]
+    # single-label reading is unchanged: "sport,food" is one label and an empty label an error
+    with pytest.raises(DataError, match=r"d\.csv:3: the label is empty"):
+        read_examples(path)
+    lf = write(tmp_path / "d.txt", "sport;food goal and pizza\n; nothing at all\n")
+    assert [(e.text, e.labels) for e in read_examples(lf, multilabel=True, label_separator=";")] == [
+        ("goal and pizza", ("sport", "food")), ("nothing at all", ())]
+    assert read_examples(lf)[0] == Example("goal and pizza", "sport;food", f"{lf}:1")
+
+
+def test_jsonl_numeric_labels_are_kept_as_text(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.jsonl", json.dumps({"text": "x", "label": 0.75}) + "\n")
+    assert read_examples(path) == [Example("x", "0.75", f"{path}:1")]
+
+
 def make_tree(root: Path) -> None:
     """An aclImdb-like tree under ``root``: train/test with pos/neg, plus files that are not examples."""
     for split in ("train", "test"):

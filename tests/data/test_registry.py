@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -144,6 +145,33 @@ def test_user_test_label_unknown_to_training(tmp_path: Path) -> None:
         load_data(str(train), test_path=test)
 
 
+
+def test_user_multilabel_and_regression_files(tmp_path: Path) -> None:
+    train = tmp_path / "train.jsonl"
+    rows = [{"text": f"t{i}", "label": [["b"], ["a", "b"], [], ["10", "a"]][i % 4]} for i in range(40)]
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    splits = load_data(str(train), task="multilabel")  # no test file: unstratified 10-fold CV
+    assert splits.labels == ["10", "a", "b"]  # the sorted union of the training labels
+    assert (len(splits.train), len(splits.dev), len(splits.test)) == (32, 4, 4)
+    test = tmp_path / "test.jsonl"
+    test.write_text(json.dumps({"text": "x", "label": ["a"]}) + "\n" + json.dumps({"text": "y", "label": ["a", "c"]}))
+    with pytest.raises(DataError, match=r"test\.jsonl:2: label 'c' does not occur in the training file"):
+        load_data(str(train), test_path=test, task="multilabel")
+
+    scores = tmp_path / "scores.txt"
+    scores.write_text("".join(f"{i / 7:.4f} text number {i}\n" for i in range(50)))  # every score unique
+    splits = load_data(str(scores), task="regression", fold=2)
+    assert splits.labels == ["score"] and len(splits.test) == 5
+    assert {e.label for e in splits.test} <= {f"{i / 7:.4f}" for i in range(50)}
+
+
+def test_registry_tasks() -> None:
+    with pytest.raises(ConfigError, match=r"'trec' labels are categories.*use mr, sst1, sst2"):
+        load_data("trec", task="regression")
+    with pytest.raises(ConfigError, match=r"no registered dataset is multi-label"):
+        load_data("sst1", task="multilabel")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The real datasets (skipped when no mirror is present).
 
@@ -174,6 +202,14 @@ def test_standard_splits(name: str, sizes: tuple[int, int, int], labels: list[st
     assert splits.labels == labels
     assert {e.label for e in splits.test} == set(labels)
 
+
+@pytest.mark.integration
+@needs_mirror
+def test_sst1_as_scores() -> None:
+    splits = load_data("sst1", data_dir=MIRROR, task="regression")
+    assert (len(splits.train), len(splits.dev), len(splits.test)) == (8544, 1101, 2210)
+    assert splits.labels == ["score"]
+    assert {e.label for e in splits.test} == {"0", "1", "2", "3", "4"}  # the raw levels, not the class names
 
 @pytest.mark.integration
 @needs_mirror

@@ -92,3 +92,21 @@ def test_carve_dev_edges() -> None:
         carve_dev(EXAMPLES, 1.0)
     with pytest.raises(DataError, match="too few examples"):
         carve_dev(EXAMPLES[:1], 0.1)
+
+
+def test_stratify_flag_switches_between_stratified_and_plain_splits() -> None:
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(EXAMPLES))
+    _, by_label = train_test_split(index, test_size=21, random_state=13, shuffle=True, stratify=LABELS)
+    _, plain = train_test_split(index, test_size=21, random_state=13, shuffle=True)
+    assert sorted(by_label.tolist()) != sorted(plain.tolist())
+    assert carve_dev(EXAMPLES, 0.2, 13)[1] == [EXAMPLES[i] for i in sorted(by_label.tolist())]
+    assert carve_dev(EXAMPLES, 0.2, 13, stratify=False)[1] == [EXAMPLES[i] for i in sorted(plain.tolist())]
+    # label sets and real-valued scores have no classes to balance: plain k-fold, even with all labels unique
+    folds = kfold_indices([f"{i / 7:.3f}" for i in range(30)], 10, 13, stratify=False)
+    assert sorted(Counter(folds).values()) == [3] * 10
+    scored = [Example(f"t{i}", f"{i / 7:.3f}", f"f:{i + 1}") for i in range(30)]
+    train, test = split_fold(scored, 10, 4, 13, stratify=False)
+    assert len(test) == 3 and len(train) == 27

@@ -36,3 +36,14 @@ def test_mr_fold_split_is_reproduced_at_evaluation(tmp_path):
     # evaluate picks the same fold, seeds and dev carve-out from the saved config
     assert wordconv.evaluate(out, data_dir=str(DATA))["accuracy"] == model.metrics["accuracy"]
     assert model.predict("a charming , funny and moving film")[0].label in ("positive", "negative")
+
+
+def test_sst1_regression_learns_in_one_epoch(tmp_path):
+    out = tmp_path / "sst1-reg"
+    model = wordconv.train("sst1", "textcnn", out, epochs=1, data_dir=str(DATA), task="regression",
+                           overrides=["embeddings.dim=32", "model.num_filters=20", "training.lr=0.004",
+                                      "training.batch_size=100", "training.progress=false"])
+    assert model.labels == ["score"] and model.metrics["n"] == 2210
+    assert model.metrics["pearson"] > 0.2  # 1 small epoch; a constant guess gets no correlation
+    assert 0.0 <= model.metrics["accuracy"] <= 1.0  # rounded levels 0..4 vs the gold levels, as SST-1 classes
+    assert (out / "predicted_vs_gold.png").is_file()

@@ -27,6 +27,7 @@ def test_better_direction():
     assert _better("accuracy", 0.8, 0.7) and not _better("accuracy", 0.7, 0.8)
     assert _better("loss", 0.3, 0.5) and not _better("loss", 0.5, 0.3)
     assert _better("accuracy", 0.1, None)
+    assert _better("mse", 0.3, 0.5) and _better("hamming_loss", 0.1, 0.2) and _better("pearson", 0.9, 0.8)
 
 
 def test_early_stopping_and_best_epoch_kept(tiny_data):

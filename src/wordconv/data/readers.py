@@ -42,12 +42,14 @@ class Example:
     """One text with its raw label as written in the file (``None`` for unlabelled text).
 
     ``source`` says where the example came from (``"path:line"`` or ``"archive.tar.gz:member"``) so that later
-    errors can point at it.
+    errors can point at it.  A multi-label example (read with ``multilabel=True``) has ``label=None`` and its
+    labels in ``labels``, possibly none; single-label examples leave ``labels`` at None.
     """
 
     text: str
     label: str | None = None
     source: str = ""
+    labels: tuple[str, ...] | None = None
 
 
 def detect_format(path: str | Path) -> str:
@@ -112,6 +114,8 @@ def read_examples(
     label_field: str = "label",
     encoding: str | None = None,
     require_labels: bool = True,
+    multilabel: bool = False,
+    label_separator: str = ",",
 ) -> list[Example]:
     """Read every example of a data file (or folder-per-class tree) in one of :data:`FORMATS`.
 
@@ -119,23 +123,42 @@ def read_examples(
     JSON keys; for CSV/TSV they may also be 1-based column numbers (``"1"``, ``"2+3"`` joins columns 2 and 3 with
     a space), and then the file has no header row.  With ``require_labels=False`` a label-first file is read as
     one unlabelled text per line, and a missing label column/key gives ``label=None``.
+
+    With ``multilabel=True`` each example carries a set of labels in ``Example.labels``: a JSONL label may be a
+    list of strings (``[]``: none), and any label string is split on ``label_separator`` (``"a,b"``), with
+    blanks around labels, empty parts and repeats dropped.  No labels at all are written as an empty CSV/TSV
+    label cell, an empty JSONL list or string, or a lone separator as the first word of a label-first line.
     """
     path = Path(path)
     fmt = format or detect_format(path)
     if fmt not in FORMATS:
         raise DataError(f"{path}: unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
     if fmt == "folder":
-        return read_folder(path, encoding=encoding)
+        examples = read_folder(path, encoding=encoding)
+        return [_split_labels(e, label_separator) for e in examples] if multilabel else examples
     text = read_text_bytes(_read_file_bytes(path), str(path), encoding)
     if fmt == "labelfirst":
         examples = _parse_labelfirst(text, path, require_labels)
     elif fmt == "jsonl":
-        examples = _parse_jsonl(text, path, text_field, label_field, require_labels)
+        examples = _parse_jsonl(text, path, text_field, label_field, require_labels, multilabel)
     else:
-        examples = _parse_csv(text, path, "\t" if fmt == "tsv" else ",", text_field, label_field, require_labels)
+        examples = _parse_csv(text, path, "\t" if fmt == "tsv" else ",", text_field, label_field, require_labels,
+                              allow_empty_label=multilabel)
     if not examples:
         raise DataError(f"{path}: contains only blank lines, no examples. Pass the right file or fill it.")
-    return examples
+    return [_split_labels(e, label_separator) for e in examples] if multilabel else examples
+
+
+def _split_labels(example: Example, separator: str) -> Example:
+    """A multi-label example: its label string split on ``separator`` (unlabelled text stays unlabelled)."""
+    if example.labels is not None or example.label is None:
+        return example
+    return Example(example.text, None, example.source, _unique(example.label.split(separator)))
+
+
+def _unique(labels: list[str]) -> tuple[str, ...]:
+    """Stripped, non-empty labels in first-seen order, each once."""
+    return tuple(dict.fromkeys(lab.strip() for lab in labels if lab.strip()))
 
 
 def _read_file_bytes(path: Path) -> bytes:
@@ -184,8 +207,11 @@ def _parse_labelfirst(text: str, path: Path, require_labels: bool) -> list[Examp
     return examples
 
 
-def _parse_jsonl(text: str, path: Path, text_field: str, label_field: str, require_labels: bool) -> list[Example]:
-    """One JSON object per line with the text under ``text_field`` and the label under ``label_field``."""
+def _parse_jsonl(
+    text: str, path: Path, text_field: str, label_field: str, require_labels: bool, multilabel: bool = False
+) -> list[Example]:
+    """One JSON object per line with the text under ``text_field`` and the label under ``label_field``
+    (with ``multilabel``, also a list of labels, or an empty string: no labels)."""
     examples = []
     for number, line in _lines(text):
         if not line.strip():
@@ -201,13 +227,35 @@ def _parse_jsonl(text: str, path: Path, text_field: str, label_field: str, requi
         if not isinstance(record, dict):
             raise DataError(f"{source}: expected a JSON object per line, got {type(record).__name__}.")
         text_value = _json_value(record, text_field, source, required=True)
+        if multilabel and isinstance(record.get(label_field), list):
+            examples.append(Example(text_value, None, source, _json_labels(record[label_field], label_field, source)))
+            continue
+        if multilabel and isinstance(record.get(label_field), str) and not record[label_field].strip():
+            examples.append(Example(text_value, None, source, ()))
+            continue
         label_value = _json_value(record, label_field, source, required=require_labels)
         examples.append(Example(text_value, label_value, source))
     return examples
 
 
+def _json_labels(values: list, field: str, source: str) -> tuple[str, ...]:
+    """The labels of a JSON list: strings (or integers), each non-empty."""
+    out = []
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(
+                f"{source}: field {field!r} holds {value!r}; a list of labels must hold non-empty strings. "
+                f"Fix the line."
+            )
+        out.append(value)
+    return _unique(out)
+
+
 def _json_value(record: dict, field: str, source: str, *, required: bool) -> str | None:
-    """A non-empty string (or integer label) from a JSON object, or None when optional and absent."""
+    """A non-empty string (or a number: a regression target, an integer label) from a JSON object, or None when
+    optional and absent."""
     if field not in record:
         if not required:
             return None
@@ -216,7 +264,7 @@ def _json_value(record: dict, field: str, source: str, *, required: bool) -> str
             f"Name the text and label fields ({_FIELD_HINT})."
         )
     value = record[field]
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or value.strip().lower() in _MISSING_CELLS:
         raise DataError(f"{source}: field {field!r} is {value!r}; it must be a non-empty string. Fix the line.")
@@ -234,9 +282,18 @@ def _parse_column_spec(spec: str) -> list[int] | None:
 
 
 def _parse_csv(
-    text: str, path: Path, delimiter: str, text_field: str, label_field: str, require_labels: bool
+    text: str,
+    path: Path,
+    delimiter: str,
+    text_field: str,
+    label_field: str,
+    require_labels: bool,
+    allow_empty_label: bool = False,
 ) -> list[Example]:
-    """CSV/TSV rows; a header row names the columns unless both fields are given as column numbers."""
+    """CSV/TSV rows; a header row names the columns unless both fields are given as column numbers.
+
+    ``allow_empty_label``: an empty label cell is an example without labels (multi-label data), not an error.
+    """
     text_columns = _parse_column_spec(text_field)
     label_columns = _parse_column_spec(label_field)
     if (text_columns is None) != (label_columns is None):
@@ -272,7 +329,7 @@ def _parse_csv(
         label_value = None
         if label_columns is not None:
             label_value = " ".join(cell.strip() for cell in _cells(row, label_columns, source))
-            if label_value.lower() in _MISSING_CELLS:
+            if label_value.lower() in _MISSING_CELLS and not (allow_empty_label and label_value == ""):
                 raise DataError(
                     f"{source}: the label is empty or NaN (field {label_field!r}). Fill it or delete the row."
                 )

@@ -56,11 +56,17 @@ class DatasetSpec:
     cv_folds: int | None
     reader_options: dict = field(default_factory=dict)
     notes: str = ""
+    # the raw labels are ordered numeric levels (ratings), so task regression can learn them as scores
+    scores: bool = False
 
 
 @dataclass
 class DatasetSplits:
-    """Train/dev/test examples (labels are readable names) and how they were made."""
+    """Train/dev/test examples (labels are readable names) and how they were made.
+
+    ``labels``: the class names (textcat), the sorted union of the training labels (multilabel), or
+    ``["score"]`` (regression: the one output; the examples keep their raw numeric labels).
+    """
 
     name: str
     train: list[Example]
@@ -97,6 +103,7 @@ DATASETS: dict[str, DatasetSpec] = {
         format="labelfirst",
         label_names=_POLARITY,
         cv_folds=10,
+        scores=True,
         notes="Windows-1252 text; no official split, evaluated with 10-fold cross-validation.",
     ),
     "sst1": DatasetSpec(
@@ -124,6 +131,7 @@ DATASETS: dict[str, DatasetSpec] = {
         format="labelfirst",
         label_names={"0": "very negative", "1": "negative", "2": "neutral", "3": "positive", "4": "very positive"},
         cv_folds=None,
+        scores=True,
         notes="Sentence-level training file only (Kim 2014 also trained on phrases, not available here).",
     ),
     "sst2": DatasetSpec(
@@ -151,6 +159,7 @@ DATASETS: dict[str, DatasetSpec] = {
         format="labelfirst",
         label_names=_POLARITY,
         cv_folds=None,
+        scores=True,
         notes="Sentence-level training file only (not GLUE SST-2; no phrase-level training data).",
     ),
     "trec": DatasetSpec(
@@ -326,6 +335,8 @@ def load_data(
     test_path: str | Path | None = None,
     dev_path: str | Path | None = None,
     download: bool = True,
+    task: str = "textcat",
+    label_separator: str = ",",
 ) -> DatasetSplits:
     """Load a registered dataset by name, or a user data file by path, as train/dev/test splits.
 
@@ -335,6 +346,10 @@ def load_data(
     carved from the other folds.  ``format``/``text_field``/``label_field``/``test_path``/``dev_path`` apply
     to user files only.  Returned labels are readable names; ``files`` maps every file read (not folder trees)
     to its sha256.
+
+    ``task`` says what a label is: a class (``textcat``); a set of labels split on ``label_separator``
+    (``multilabel``, user files only); or a number (``regression``: registered rating sets such as SST-1 keep
+    their raw levels 0..4).  Only ``textcat`` splits are stratified by label.
     """
     if spec in DATASETS:
         user_options = (format, text_field, label_field, test_path, dev_path)
@@ -343,33 +358,57 @@ def load_data(
                 f"{spec!r} is a registered dataset with fixed files and columns; format, text/label fields and "
                 f"test/dev paths apply to user data files only. Drop them, or pass your own file."
             )
-        return _load_registered(DATASETS[spec], data_dir, fold, seed, dev_fraction, download)
+        return _load_registered(DATASETS[spec], data_dir, fold, seed, dev_fraction, download, task)
     path = Path(spec)
     if not path.exists():
         raise DataError(
             f"{spec!r} is neither a registered dataset nor an existing file. Use one of "
             f"{', '.join(DATASETS)}, or the path of a data file."
         )
-    options = {"format": format, "text_field": text_field, "label_field": label_field}
+    options = {"format": format, "text_field": text_field, "label_field": label_field,
+               "multilabel": task == "multilabel", "label_separator": label_separator}
     train = read_examples(path, **options)
     dev = read_examples(dev_path, **options) if dev_path is not None else None
     test = read_examples(test_path, **options) if test_path is not None else None
     files = {str(p): sha256_file(p) for p in (path, dev_path, test_path) if p is not None and Path(p).is_file()}
-    labels = sorted({example.label for example in train}, key=_label_order)
-    _check_labels(dev or [], labels, "the training file")
-    _check_labels(test or [], labels, "the training file")
-    return _make_splits(str(path), train, dev, test, labels, files, fold, seed, dev_fraction, "")
+    if task == "regression":
+        labels = ["score"]  # the targets are numbers, parsed (and checked) by the task
+    else:
+        if task == "multilabel":
+            labels = sorted({label for example in train for label in example.labels}, key=_label_order)
+        else:
+            labels = sorted({example.label for example in train}, key=_label_order)
+        _check_labels(dev or [], labels, "the training file")
+        _check_labels(test or [], labels, "the training file")
+    return _make_splits(str(path), train, dev, test, labels, files, fold, seed, dev_fraction, "",
+                        stratify=task == "textcat")
 
 
 def _load_registered(
-    spec: DatasetSpec, data_dir: str | Path | None, fold: int | None, seed: int, dev_fraction: float, download: bool
+    spec: DatasetSpec,
+    data_dir: str | Path | None,
+    fold: int | None,
+    seed: int,
+    dev_fraction: float,
+    download: bool,
+    task: str = "textcat",
 ) -> DatasetSplits:
-    """Locate, verify, read and split a registered text-classification dataset."""
+    """Locate, verify, read and split a registered text-classification dataset (as classes, or as scores)."""
     if spec.task != "textcat":
         raise ConfigError(
             f"{spec.name!r} is a {spec.task} dataset; wordconv trains text classifiers only for now ({spec.task} "
             f"support comes later). Pick a text-classification dataset: "
             f"{', '.join(name for name, s in DATASETS.items() if s.task == 'textcat')}."
+        )
+    if task == "multilabel":
+        raise ConfigError(
+            f"{spec.name!r} has one label per text, and no registered dataset is multi-label; for task multilabel "
+            f"pass your own file (--data FILE) whose label field holds several labels (\"a,b\", or a JSON list)."
+        )
+    if task == "regression" and not spec.scores:
+        raise ConfigError(
+            f"{spec.name!r} labels are categories, not scores, so task regression does not apply; use "
+            f"{', '.join(name for name, s in DATASETS.items() if s.scores)}, or your own file of numeric labels."
         )
     if "test" in spec.files and "train" in spec.files and fold is not None:
         raise ConfigError(
@@ -385,15 +424,21 @@ def _load_registered(
         raw = read_folder_splits(archive, spec.reader_options["splits"])
     else:
         raw = {split: read_examples(path, spec.format, **spec.reader_options) for split, path in paths.items()}
-    named = {split: _readable(examples, spec) for split, examples in raw.items()}
-    labels = [spec.label_names[raw_label] for raw_label in sorted(spec.label_names, key=_label_order)]
+    named = {split: _readable(examples, spec, keep_raw=task == "regression") for split, examples in raw.items()}
+    if task == "regression":
+        labels = ["score"]
+    else:
+        labels = [spec.label_names[raw_label] for raw_label in sorted(spec.label_names, key=_label_order)]
+    stratify = task == "textcat" or spec.scores  # rating levels are few: stratify by level as for classes
     if "train" in named:
         return _make_splits(
-            spec.name, named["train"], named.get("dev"), named["test"], labels, files, fold, seed, dev_fraction, ""
+            spec.name, named["train"], named.get("dev"), named["test"], labels, files, fold, seed, dev_fraction, "",
+            stratify=stratify,
         )
     examples = [example for split in named.values() for example in split]
     only = "" if set(spec.files) == {"all"} else f"only {', '.join(p.name for p in paths.values())} is available: "
-    return _make_splits(spec.name, examples, None, None, labels, files, fold, seed, dev_fraction, only)
+    return _make_splits(spec.name, examples, None, None, labels, files, fold, seed, dev_fraction, only,
+                        stratify=stratify)
 
 
 def _make_splits(
@@ -407,18 +452,19 @@ def _make_splits(
     seed: int,
     dev_fraction: float,
     note_prefix: str,
+    stratify: bool = True,
 ) -> DatasetSplits:
     """Apply cross-validation when there is no test set, and carve a dev set when there is no dev set."""
     if test is None:
         fold = 0 if fold is None else fold
-        train, test = split_fold(train, DEFAULT_FOLDS, fold, seed)
+        train, test = split_fold(train, DEFAULT_FOLDS, fold, seed, stratify)
         note = f"{DEFAULT_FOLDS}-fold CV, fold {fold} of {DEFAULT_FOLDS} (seed {seed})"
     elif fold is not None:
         raise ConfigError(f"a test file was given for {name!r}, so cross-validation folds do not apply; drop --fold.")
     else:
         note = "standard train/test split" if dev is None else "standard train/dev/test split"
     if dev is None:
-        train, dev = carve_dev(train, dev_fraction, seed)
+        train, dev = carve_dev(train, dev_fraction, seed, stratify)
         note += f"; dev = {dev_fraction:.0%} of train (seed {seed})"
     return DatasetSplits(name, train, dev, test, labels, files, note_prefix + note)
 
@@ -460,8 +506,9 @@ def _local_copy(data_file: DataFile, mirror: Path | None) -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
-def _readable(examples: list[Example], spec: DatasetSpec) -> list[Example]:
-    """``examples`` with raw labels replaced by readable names; DataError for a label the registry lacks."""
+def _readable(examples: list[Example], spec: DatasetSpec, keep_raw: bool = False) -> list[Example]:
+    """``examples`` with raw labels replaced by readable names (``keep_raw``: left as they are, e.g. rating
+    levels for regression); DataError for a label the registry lacks."""
     named = []
     for example in examples:
         if example.label not in spec.label_names:
@@ -469,19 +516,20 @@ def _readable(examples: list[Example], spec: DatasetSpec) -> list[Example]:
                 f"{example.source}: label {example.label!r} is not one of the {spec.name} labels "
                 f"{sorted(spec.label_names, key=_label_order)}; the file is damaged or a different version."
             )
-        named.append(Example(example.text, spec.label_names[example.label], example.source))
+        named.append(example if keep_raw else Example(example.text, spec.label_names[example.label], example.source))
     return named
 
 
 def _check_labels(examples: Iterable[Example], labels: list[str], where: str) -> None:
-    """DataError for the first example whose label does not occur in ``where``."""
+    """DataError for the first example whose label (or one of whose multi-labels) does not occur in ``where``."""
     known = set(labels)
     for example in examples:
-        if example.label not in known:
-            raise DataError(
-                f"{example.source}: label {example.label!r} does not occur in {where} (labels: {labels}). "
-                f"Fix the label, or add training examples of that class."
-            )
+        for label in example.labels if example.labels is not None else (example.label,):
+            if label not in known:
+                raise DataError(
+                    f"{example.source}: label {label!r} does not occur in {where} (labels: {labels}). "
+                    f"Fix the label, or add training examples of that class."
+                )
 
 
 def _label_order(label: str) -> tuple[int, int | str]:

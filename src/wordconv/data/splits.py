@@ -11,43 +11,50 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from wordconv.data.readers import Example
 from wordconv.errors import ConfigError, DataError
 
 
-def kfold_indices(labels: Sequence[str], k: int = 10, seed: int = 13) -> list[int]:
-    """The fold id (0..k-1) of every example: stratified by label, shuffled with ``seed``, deterministic."""
+def kfold_indices(labels: Sequence[str | None], k: int = 10, seed: int = 13, stratify: bool = True) -> list[int]:
+    """The fold id (0..k-1) of every example: stratified by label (unless ``stratify`` is False: label sets and
+    real-valued targets have no classes to balance), shuffled with ``seed``, deterministic."""
     if k < 2:
         raise ConfigError(f"cross-validation needs at least 2 folds, got k={k}.")
     if len(labels) < k:
         raise DataError(f"{k}-fold cross-validation needs at least {k} examples, got {len(labels)}; use a smaller k.")
     folds = [0] * len(labels)
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    for fold, (_, test_index) in enumerate(splitter.split(np.zeros(len(labels)), list(labels))):
+    splitter = (StratifiedKFold if stratify else KFold)(n_splits=k, shuffle=True, random_state=seed)
+    groups = list(labels) if stratify else None
+    for fold, (_, test_index) in enumerate(splitter.split(np.zeros(len(labels)), groups)):
         for index in test_index:
             folds[index] = fold
     return folds
 
 
-def split_fold(examples: Sequence[Example], k: int, fold: int, seed: int) -> tuple[list[Example], list[Example]]:
-    """(train, test) for fold ``fold`` of a stratified ``k``-fold split of labelled ``examples``."""
+def split_fold(
+    examples: Sequence[Example], k: int, fold: int, seed: int, stratify: bool = True
+) -> tuple[list[Example], list[Example]]:
+    """(train, test) for fold ``fold`` of a ``k``-fold split of labelled ``examples`` (stratified by label unless
+    ``stratify`` is False)."""
     if not 0 <= fold < k:
         raise ConfigError(f"fold {fold} is out of range for {k}-fold cross-validation; use a fold from 0 to {k - 1}.")
-    folds = kfold_indices(_labels(examples, "cross-validation"), k, seed)
+    labels = _labels(examples, "cross-validation") if stratify else [e.label for e in examples]
+    folds = kfold_indices(labels, k, seed, stratify)
     train = [example for example, f in zip(examples, folds) if f != fold]
     test = [example for example, f in zip(examples, folds) if f == fold]
     return train, test
 
 
 def carve_dev(
-    examples: Sequence[Example], fraction: float = 0.1, seed: int = 13
+    examples: Sequence[Example], fraction: float = 0.1, seed: int = 13, stratify: bool = True
 ) -> tuple[list[Example], list[Example]]:
     """(train, dev) with ``ceil(fraction * n)`` dev examples chosen with ``seed``.
 
     Stratified by label when every class has at least 2 examples and both parts can hold every class;
-    otherwise (or for unlabelled examples) a plain seeded shuffle.  ``fraction=0`` gives an empty dev set.
+    otherwise (for unlabelled examples, or with ``stratify=False``) a plain seeded shuffle.  ``fraction=0``
+    gives an empty dev set.
     """
     if not 0 <= fraction < 1:
         raise ConfigError(f"the dev fraction must be at least 0 and below 1, got {fraction}.")
@@ -60,11 +67,12 @@ def carve_dev(
         )
     labels = [example.label for example in examples]
     counts = Counter(labels)
-    stratify = None
-    if None not in counts and min(counts.values()) >= 2 and min(n_dev, len(examples) - n_dev) >= len(counts):
-        stratify = labels
+    by_label = None
+    fits = None not in counts and min(counts.values()) >= 2 and min(n_dev, len(examples) - n_dev) >= len(counts)
+    if stratify and fits:
+        by_label = labels
     _, dev_index = train_test_split(
-        np.arange(len(examples)), test_size=n_dev, random_state=seed, shuffle=True, stratify=stratify
+        np.arange(len(examples)), test_size=n_dev, random_state=seed, shuffle=True, stratify=by_label
     )
     dev_set = set(dev_index.tolist())
     train = [example for index, example in enumerate(examples) if index not in dev_set]

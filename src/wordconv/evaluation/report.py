@@ -7,8 +7,24 @@ from pathlib import Path
 
 from rich.table import Table
 
+from wordconv.evaluation.metrics import lower_is_better
+
+
+def report_tables(metrics: dict, title: str = "evaluation") -> list[Table]:
+    """The tables that show one evaluation, for its task (``metrics["task"]``, textcat when absent)."""
+    task = metrics.get("task", "textcat")
+    if task == "multilabel":
+        return [multilabel_table(metrics, title)]
+    if task == "regression":
+        tables = [regression_table(metrics, title)]
+        if "confusion_matrix" in metrics:
+            tables.append(confusion_table(metrics, "rounded levels (rows: gold, columns: predicted)"))
+        return tables
+    return [metrics_table(metrics, title), confusion_table(metrics)]
+
 
 def metrics_table(metrics: dict, title: str = "evaluation") -> Table:
+    """Text classification: accuracy and per-class / averaged precision, recall, F1."""
     table = Table(title=f"{title}: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f} "
                         f"(n={metrics.get('n', '?')})")
     table.add_column("class")
@@ -22,9 +38,39 @@ def metrics_table(metrics: dict, title: str = "evaluation") -> Table:
     return table
 
 
-def confusion_table(metrics: dict) -> Table:
-    labels = metrics["labels"]
-    table = Table(title="confusion matrix (rows: gold, columns: predicted)")
+def multilabel_table(metrics: dict, title: str = "evaluation") -> Table:
+    """Multi-label classification: subset accuracy, Hamming loss, per-label scores and thresholds."""
+    table = Table(title=f"{title}: subset accuracy {metrics['accuracy']:.4f}, micro F1 {metrics['f1_micro']:.4f}, "
+                        f"Hamming loss {metrics['hamming_loss']:.4f} (n={metrics.get('n', '?')})")
+    table.add_column("label")
+    for col in ("precision", "recall", "f1", "support", "threshold"):
+        table.add_column(col, justify="right")
+    for name, row in metrics["per_class"].items():
+        threshold = f"{row['threshold']:.3f}" if "threshold" in row else "-"
+        table.add_row(name, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}", str(row["support"]),
+                      threshold)
+    for avg in ("micro", "macro", "weighted", "samples"):
+        table.add_row(f"[bold]{avg} avg", f"{metrics[f'precision_{avg}']:.4f}", f"{metrics[f'recall_{avg}']:.4f}",
+                      f"{metrics[f'f1_{avg}']:.4f}", "", "")
+    return table
+
+
+def regression_table(metrics: dict, title: str = "evaluation") -> Table:
+    """Regression: errors, correlations and, for integer levels, the rounded prediction's accuracy."""
+    table = Table(title=f"{title}: Pearson r {metrics['pearson']:.4f}, RMSE {metrics['rmse']:.4f} "
+                        f"(n={metrics.get('n', '?')})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("mse", "rmse", "mae", "pearson", "spearman", "accuracy", "f1_macro"):
+        if key in metrics:
+            table.add_row(key, f"{metrics[key]:.4f}")
+    return table
+
+
+def confusion_table(metrics: dict, title: str = "confusion matrix (rows: gold, columns: predicted)") -> Table:
+    """Counts of gold (rows) against predicted (columns) classes, or rounded levels for regression."""
+    labels = [str(v) for v in metrics["levels"]] if metrics.get("task") == "regression" else metrics["labels"]
+    table = Table(title=title)
     table.add_column("gold \\ pred")
     for name in labels:
         table.add_column(name, justify="right")
@@ -83,11 +129,40 @@ def plot_learning_curve(history: Sequence[dict], path: str | Path, metric: str =
     key = f"dev_{metric}"
     if all(key in h for h in history):
         ax2.plot(epochs, [h[key] for h in history], "o-", color="tab:green")
-        best = max(history, key=lambda h: -h[key] if metric == "loss" else h[key])
+        best = max(history, key=lambda h: -h[key] if lower_is_better(metric) else h[key])
         ax2.axvline(best["epoch"], color="grey", ls="--", lw=1, label=f"best epoch {best['epoch']}")
         ax2.legend()
     ax2.set_xlabel("epoch")
     ax2.set_ylabel(f"dev {metric}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_predicted_vs_gold(gold: Sequence[float], predicted: Sequence[float], path: str | Path,
+                           title: str = "predicted vs gold") -> Path:
+    """Regression: one dot per text (gold on x, prediction on y) and the line y = x, saved as PNG.
+
+    Integer gold levels get a little horizontal jitter (seeded) so that their dots do not stack."""
+    import numpy as np
+
+    plt = _pyplot()
+    gold = np.asarray(gold, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    x = gold
+    if len(gold) and np.all(gold == np.round(gold)):
+        x = gold + np.random.default_rng(0).uniform(-0.15, 0.15, len(gold))
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    ax.scatter(x, predicted, s=6, alpha=0.35, color="tab:blue", linewidths=0)
+    if len(gold):
+        lo = float(min(gold.min(), predicted.min()))
+        hi = float(max(gold.max(), predicted.max()))
+        ax.plot([lo, hi], [lo, hi], color="grey", ls="--", lw=1, label="y = x")
+        ax.legend(loc="upper left")
+    ax.set_xlabel("gold")
+    ax.set_ylabel("predicted")
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wordconv.data.batching import bucket_batches, pad_batch
+from wordconv.config import DEFAULT_METRIC
 from wordconv.data.readers import Example
-from wordconv.data.text import Preprocessor
-from wordconv.data.vocab import Vocab
 from wordconv.errors import ConfigError, DataError
 from wordconv.evaluation.metrics import classification_metrics
+from wordconv.inference import Prediction
 from wordconv.models.base import Encoder
-from wordconv.tasks.base import Task, TaskData
+from wordconv.tasks.base import EncodedTexts, PooledTask
+
+__all__ = ["EncodedTexts", "TextClassification", "TextClassifier"]
 
 
 class TextClassifier(nn.Module):
@@ -48,29 +50,9 @@ class TextClassifier(nn.Module):
             self.output.weight.copy_(torch.renorm(self.output.weight, p=2, dim=0, maxnorm=self.max_norm))
 
 
-class EncodedTexts(TaskData):
-    def __init__(self, ids: list[list[int]], labels: list[int] | None, min_length: int):
-        self.ids, self.labels, self.min_length = ids, labels, min_length
-        self.lengths = [len(x) for x in ids]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def num_tokens(self) -> int:
-        return sum(self.lengths)
-
-    def batches(self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
-                ) -> Iterator[dict[str, torch.Tensor]]:
-        for idx in bucket_batches(self.lengths, batch_size, shuffle=shuffle, generator=generator):
-            ids, lengths = pad_batch([self.ids[i] for i in idx], min_length=self.min_length)
-            batch = {"ids": ids, "lengths": lengths, "index": torch.tensor(idx)}
-            if self.labels is not None:
-                batch["labels"] = torch.tensor([self.labels[i] for i in idx])
-            yield batch
-
-
-class TextClassification(Task):
+class TextClassification(PooledTask):
     name = "textcat"
+    default_metric = DEFAULT_METRIC["textcat"]
 
     def __init__(self, labels: Sequence[str], *, dropout: float = 0.5, max_norm: float | None = None,
                  class_weights: list[float] | None = None, label_smoothing: float = 0.0):
@@ -84,8 +66,7 @@ class TextClassification(Task):
         self.label_smoothing = label_smoothing
 
     def build_model(self, encoder: Encoder) -> TextClassifier:
-        if getattr(encoder, "output_dim", None) is None:
-            raise ConfigError("text classification needs an encoder with a pooled output")
+        self.check_encoder(encoder)
         weights = torch.tensor(self.class_weights, dtype=torch.float32) if self.class_weights else None
         if weights is not None and len(weights) != len(self.labels):
             raise ConfigError(f"training.class_weights has {len(weights)} values for {len(self.labels)} labels "
@@ -102,18 +83,17 @@ class TextClassification(Task):
             out.append(self.label_index[ex.label])
         return out
 
+    targets = label_ids
+
+    def example(self, text: str, gold: Any, source: str) -> Example:
+        return Example(text, str(gold), source)
+
     @staticmethod
     def balanced_weights(label_ids: Sequence[int], num_classes: int) -> list[float]:
         """scikit-learn's 'balanced' heuristic: n / (k * count_c)."""
         counts = Counter(label_ids)
         n = len(label_ids)
         return [n / (num_classes * counts[c]) if counts[c] else 0.0 for c in range(num_classes)]
-
-    def encode(self, examples: Sequence[Example], preprocessor: Preprocessor, vocab: Vocab, min_length: int,
-               split: str, with_labels: bool = True) -> EncodedTexts:
-        ids = [vocab.encode(preprocessor(ex.text)) for ex in examples]
-        labels = self.label_ids(examples, split) if with_labels else None
-        return EncodedTexts(ids, labels, min_length)
 
     @torch.no_grad()
     def predict_proba(self, model: TextClassifier, data: EncodedTexts, batch_size: int) -> tuple[torch.Tensor, float]:
@@ -135,3 +115,16 @@ class TextClassification(Task):
         metrics = classification_metrics(data.labels, preds, self.labels)
         metrics["loss"] = loss
         return metrics, preds
+
+    def predict(self, model: TextClassifier, data: EncodedTexts, batch_size: int, top_k: int = 1) -> list[Prediction]:
+        """The most probable label of each text, its probability, every label's, and the top ``top_k``."""
+        probs, _ = self.predict_proba(model, data, batch_size)
+        k = max(1, min(top_k, len(self.labels)))
+        out = []
+        for row in probs.tolist():
+            ranked = sorted(range(len(row)), key=lambda j: -row[j])[:k]
+            best = ranked[0]
+            out.append(Prediction(label=self.labels[best], score=row[best],
+                                  probabilities=dict(zip(self.labels, row)),
+                                  top_k=[(self.labels[j], row[j]) for j in ranked]))
+        return out

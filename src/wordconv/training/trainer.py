@@ -1,7 +1,9 @@
 """THE training loop: every task and every model trains here.
 
 The loop reads only ``loss`` from the model output.  Evaluation goes through the task; keeping
-the best epoch, early stopping and progress display are done here once for everyone.
+the best epoch, early stopping and progress display are done here once for everyone.  The dev
+metric is ``training.metric`` or the task's default; whether lower is better comes from
+:func:`wordconv.evaluation.metrics.lower_is_better`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from wordconv.config import TrainingConfig
-from wordconv.evaluation.metrics import headline
+from wordconv.errors import ConfigError
+from wordconv.evaluation.metrics import headline, lower_is_better
 from wordconv.tasks.base import Task, TaskData
 from wordconv.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -56,12 +59,13 @@ class TrainResult:
 def _better(metric: str, new: float, old: float | None) -> bool:
     if old is None or math.isnan(old):
         return not math.isnan(new)
-    return new < old if metric == "loss" else new > old
+    return new < old if lower_is_better(metric) else new > old
 
 
 class Trainer:
     def __init__(self, model: torch.nn.Module, task: Task, config: TrainingConfig, console: Console | None = None):
         self.model, self.task, self.config = model, task, config
+        self.metric = config.metric or task.default_metric  # the dev metric that picks the best epoch
         self.console = console or Console(stderr=True)
 
     def fit(self, train: TaskData, dev: TaskData | None, checkpoint: Path | None = None,
@@ -124,10 +128,13 @@ class Trainer:
                 if dev is not None and len(dev):
                     metrics, _ = self.task.evaluate(scored, dev, cfg.batch_size)
                     record.update({f"dev_{k}": v for k, v in headline(metrics).items()})
-                    value = metrics[cfg.metric]
+                    if self.metric not in metrics:
+                        raise ConfigError(f"training.metric: the {self.task.name} evaluation gives no "
+                                          f"{self.metric!r}; it gives {', '.join(headline(metrics))}")
+                    value = metrics[self.metric]
                 else:  # no dev set: the last epoch is the one kept
                     metrics, value = {}, None
-                improved = value is None or _better(cfg.metric, value, best_value)
+                improved = value is None or _better(self.metric, value, best_value)
                 if improved:
                     best_value, best_epoch, best_dev = value, epoch, metrics
                     best_state = copy.deepcopy(scored.state_dict())
@@ -158,7 +165,7 @@ class Trainer:
         parts = [f"epoch {record['epoch']:>2}", f"train loss {record['train_loss']:.4f}"]
         if "dev_loss" in record:
             parts.append(f"dev loss {record['dev_loss']:.4f}")
-            parts.append(f"dev {self.config.metric} {record.get('dev_' + self.config.metric, float('nan')):.4f}")
+            parts.append(f"dev {self.metric} {record.get('dev_' + self.metric, float('nan')):.4f}")
         parts.append(f"{record['epoch_seconds']:.1f}s")
         if record["best"]:
             parts.append("[green]*best")
