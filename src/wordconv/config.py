@@ -54,7 +54,9 @@ class EmbeddingConfig(Section):
     dim: int | None = Field(None, gt=0)
     init_scale: float = Field(0.25, gt=0.0)  # U[-a, a] init as in Kim's code (a = 0.25), also for words without a vector
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # dropout on word vectors (training only)
-    lowercase_fallback: bool = True  # a word missing from the file takes the vector of its lowercase form
+    # a word missing from the file takes the vector of its lowercase form; when the text is lowercased,
+    # also that of a cased form in the file ("film" <- "Film", for cased vectors such as GoogleNews)
+    lowercase_fallback: bool = True
     # pretrained words the training data never had, added to the vocabulary (kept fixed) so that a
     # test text's unseen words still get their vectors; the file's first (most frequent) words.
     # A saved model records how many were actually added.

@@ -179,7 +179,8 @@ def attach_vectors(config: Config, vocab: Vocab, console: Console) -> tuple[Conf
     path = resolve_vectors(emb.vectors, config.data.data_dir, download=True)
     pv = load_vectors(path, vocab.itos, counts=vocab.counts, format=emb.vectors_format,
                       lowercase_fallback=emb.lowercase_fallback, extra=emb.extra_words,
-                      lowercase_extra=config.preprocessing.lowercase, init_scale=emb.init_scale,
+                      lowercase_extra=config.preprocessing.lowercase,
+                      casefold_file=config.preprocessing.lowercase and emb.lowercase_fallback, init_scale=emb.init_scale,
                       seed=config.training.seed, zero_rows=(Vocab.pad_id, Vocab.unk_id),
                       progress=config.training.progress)
     if emb.dim is not None and emb.dim != pv.dim:

@@ -376,3 +376,16 @@ def test_real_glove_subset() -> None:
         "GloVe coverage: 4 of 5 word types (80.0%), 60 of 61 tokens (98.4%); 2 via lowercase"
     )
     assert vectors.rows_read == 10_000
+
+
+def test_casefold_file_matches_a_cased_file_word_to_a_lowercased_vocabulary(tmp_path):
+    path = tmp_path / "cased.txt"
+    path.write_text("Film 1 1\nfilm 2 2\nParis 3 3\nPARIS 4 4\nÉté 5 5\n", encoding="utf-8")
+    pv = load_vectors(path, ["<pad>", "<unk>", "film", "paris", "été", "zzz"], casefold_file=True)
+    assert pv.matrix[2].tolist() == [2, 2]  # the exact form wins even though "Film" comes first
+    assert pv.matrix[3].tolist() == [3, 3]  # the first cased form in file order (the most frequent)
+    assert pv.matrix[4].tolist() == [5, 5]  # non-ASCII case folding
+    assert pv.found.tolist() == [False, False, True, True, True, False]
+    assert pv.coverage.lowercase_hits == 2
+    with pytest.raises(DataError, match="none of the 1 requested words"):  # only the other direction without it
+        load_vectors(path, ["<pad>", "<unk>", "paris"], casefold_file=False, lowercase_fallback=True)

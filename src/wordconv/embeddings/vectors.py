@@ -483,6 +483,7 @@ def load_vectors(
     lowercase_fallback: bool = True,
     extra: int = 0,
     lowercase_extra: bool = False,
+    casefold_file: bool = False,
     init_scale: float = 0.25,
     seed: int = 13,
     zero_rows: Sequence[int] = (0, 1),
@@ -491,8 +492,10 @@ def load_vectors(
     """The vectors of ``words`` from a vector file, streamed so that memory stays O(len(words) + extra).
 
     A word takes the vector of its exact form in the file; else, with ``lowercase_fallback``, that of its
-    lowercase form (an exact match wins even when it comes later in the file).  The first occurrence of a word
-    wins.  Words not found get a row drawn from ``U[-init_scale, init_scale]`` (Kim 2014; the whole random
+    lowercase form (an exact match wins even when it comes later in the file).  With ``casefold_file`` (for a
+    model that lowercases its input and a cased file such as GoogleNews word2vec), a word not in the file as
+    such also takes the vector of the file's first word whose lowercase form it is ("film" <- "Film"); these
+    count as lowercase hits too.  The first occurrence of a word wins.  Words not found get a row drawn from ``U[-init_scale, init_scale]`` (Kim 2014; the whole random
     matrix is drawn from ``seed`` first, so a word's random row does not depend on which others were found); the
     rows at ``zero_rows`` (PAD and UNK in a wordconv vocabulary) are zeros and are left out of the coverage.
 
@@ -550,6 +553,7 @@ def load_vectors(
             ) from None
 
     vectors: dict[bytes, np.ndarray] = {}
+    folded: dict[bytes, np.ndarray] = {}  # casefold_file: requested word -> vector of a cased form of it
     missing = len(exact)
     extra_words: list[str] = []
     extra_vectors: list[np.ndarray] = []
@@ -563,6 +567,10 @@ def load_vectors(
             if word in wanted and word not in vectors:
                 vector = vectors[word] = parse(payload, where)
                 missing -= word in exact
+            elif casefold_file and word not in exact:
+                folded_word = word.lower() if word.isascii() else decode(word, where).lower().encode("utf-8")
+                if folded_word in exact and folded_word not in folded:
+                    vector = folded[folded_word] = parse(payload, where)
             if len(extra_words) < extra and word:
                 if lowercase_extra:
                     candidate = decode(word, where).lower()
@@ -591,6 +599,9 @@ def load_vectors(
         vector = vectors.get(word.encode("utf-8"))
         if vector is None and lowercase_fallback and word.lower() != word:
             vector = vectors.get(word.lower().encode("utf-8"))
+            lowercase_hits += vector is not None
+        if vector is None and casefold_file:
+            vector = folded.get(word.encode("utf-8"))
             lowercase_hits += vector is not None
         count = 1 if counts is None else counts.get(word, 0)
         types_total += 1
