@@ -93,6 +93,8 @@ class TrainingConfig(Section):
     # (DEFAULT_METRIC); the ones each task allows are in TASK_METRICS
     metric: str | None = None
     patience: int | None = Field(2, gt=0)  # early stopping: epochs without dev improvement
+    # time budget in seconds for training: no epoch starts that would (at the last epoch's pace) end after it
+    max_seconds: float | None = Field(None, gt=0)
     seed: int = 13  # model init, dropout and batch order
     threads: int | None = Field(None, gt=0)  # torch intra-op threads; None = torch's default
     progress: bool = True  # rich progress bar

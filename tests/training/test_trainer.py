@@ -53,3 +53,18 @@ def test_class_weights_length_checked(tiny_data):
     with pytest.raises(wordconv.ConfigError, match="class_weights has 3 values for 2 labels"):
         wordconv.train(str(tiny_data["train"]), epochs=1,
                        overrides=FAST + ["training.class_weights=[1, 2, 3]"])
+
+
+def test_time_budget_stops_before_an_epoch_that_would_overrun(tiny_data, monkeypatch):
+    # a fake clock: every reading advances 1 s, so each epoch "takes" a few seconds
+    clock = iter(range(0, 10**6))
+    monkeypatch.setattr("wordconv.training.trainer.time.perf_counter", lambda: float(next(clock)))
+    model = wordconv.train(str(tiny_data["train"]), epochs=50,
+                           overrides=FAST + [f"data.test_path={tiny_data['test']}", f"data.dev_path={tiny_data['dev']}",
+                                             "training.patience=null", "training.max_seconds=10"])
+    history = model.artifact.history
+    spent = sum(h["epoch_seconds"] + h["eval_seconds"] for h in history)
+    last = history[-1]["epoch_seconds"] + history[-1]["eval_seconds"]
+    assert 1 < len(history) < 50
+    assert spent <= 10 < spent + last  # every epoch that fit ran, and the next one would not have fit
+    assert model.meta["training"]["stopped_early"]

@@ -103,6 +103,15 @@ class Trainer:
             for epoch in range(start, cfg.epochs + 1):
                 if stopped_early:  # a resumed run that had already stopped
                     break
+                if cfg.max_seconds is not None and history:
+                    spent = sum(h["epoch_seconds"] + h.get("eval_seconds", 0.0) for h in history)
+                    last = history[-1]["epoch_seconds"] + history[-1].get("eval_seconds", 0.0)
+                    if spent + last > cfg.max_seconds:
+                        if cfg.progress:
+                            self.console.print(f"time budget: {spent:.0f}s spent, another epoch (~{last:.0f}s) would "
+                                               f"pass training.max_seconds={cfg.max_seconds:g}; stopping")
+                        stopped_early = True
+                        break
                 model.train()
                 bar = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=steps_per_epoch, loss=float("nan"))
                 t0 = time.perf_counter()
@@ -125,6 +134,7 @@ class Trainer:
                 progress.remove_task(bar)
                 record = {"epoch": epoch, "train_loss": total / max(count, 1),
                           "epoch_seconds": round(time.perf_counter() - t0, 3)}
+                t_eval = time.perf_counter()
                 if dev is not None and len(dev):
                     metrics, _ = self.task.evaluate(scored, dev, cfg.batch_size)
                     record.update({f"dev_{k}": v for k, v in headline(metrics).items()})
@@ -134,6 +144,7 @@ class Trainer:
                     value = metrics[self.metric]
                 else:  # no dev set: the last epoch is the one kept
                     metrics, value = {}, None
+                record["eval_seconds"] = round(time.perf_counter() - t_eval, 3)
                 improved = value is None or _better(self.metric, value, best_value)
                 if improved:
                     best_value, best_epoch, best_dev = value, epoch, metrics
