@@ -172,7 +172,7 @@ def test_read_corpus_folder_and_tarball(tmp_path: Path) -> None:
 
 
 def test_read_corpus_errors(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"corpus 'nope\.txt' is neither an existing file or folder nor a registered dataset"):
+    with pytest.raises(DataError, match=r"corpus 'nope\.txt' is neither an existing file or folder( \(also looked in .*\))? nor a registered dataset"):
         read_corpus("nope.txt")
     blank = tmp_path / "blank.txt"
     blank.write_text("\n\n")
