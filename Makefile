@@ -13,7 +13,7 @@ export WORDCONV_DATA := $(abspath ../shared/data)
 endif
 endif
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-family clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,10 @@ test: install
 
 bench: install
 	$(BIN)/python bench/kim_table.py
+
+# Kim's table with pretrained vectors, DPCNN, CNN+attention (long: resumable, see BENCHMARKS.md)
+bench-family: install
+	$(BIN)/python bench/cnn_family.py
 
 clean:
 	rm -rf runs .pytest_cache
