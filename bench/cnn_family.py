@@ -30,9 +30,8 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.table import Table
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 
+from kim_table import tfidf_lr  # the same peer as the CNN-rand table (bench/ is on sys.path)
 from wordconv.data.download import cache_dir
 from wordconv.data.registry import resolve_data_dir
 from wordconv.pipeline import evaluate_examples, fit, load_splits, resolve_config
@@ -60,14 +59,6 @@ KIM = {  # Kim (2014) Table 2, with 100-billion-word GoogleNews vectors
     "cnn-multichannel": {"mr": 81.1, "sst2": 88.1, "sst1": 47.4, "trec": 92.2},
 }
 GOAL = {"mr": 80.0, "sst2": 85.5, "sst1": 46.0, "trec": 92.5, "imdb": 91.0}  # best row must reach
-
-
-def tfidf_lr(splits) -> float:
-    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
-    x = vec.fit_transform([e.text for e in splits.train])
-    clf = LogisticRegression(C=10.0, max_iter=2000).fit(x, [e.label for e in splits.train])
-    pred = clf.predict(vec.transform([e.text for e in splits.test]))
-    return float((pred == [e.label for e in splits.test]).mean()) * 100
 
 
 def w2v_vectors(data_dir: str | None, console: Console) -> Path:
@@ -104,7 +95,7 @@ def run_one(row: str, data: str, fold: int | None, seed: int, data_dir: str | No
         "trainable_parameters": sum(p.numel() for p in art.model.parameters() if p.requires_grad),
         "vector_token_coverage": cov["tokens_found"] / cov["tokens_total"] if cov else None,
         "extra_words": art.meta.get("embeddings", {}).get("extra_words"),
-        "peer_tfidf_lr_accuracy": tfidf_lr(splits),
+        "peer_tfidf_lr_accuracy": tfidf_lr(splits)[0],
     }
 
 

@@ -32,7 +32,7 @@ from wordconv.config import EmbeddingConfig, ModelParams
 from wordconv.models.base import Encoder, EncoderOutput, WordEmbedding
 from wordconv.models.ops import multi_width_conv
 from wordconv.models.registry import register_model
-from wordconv.models.textcnn import Activation, make_activation
+from wordconv.models.textcnn import Activation, check_filter_widths, make_activation
 
 
 class AttentionCNNConfig(ModelParams):
@@ -48,12 +48,7 @@ class AttentionCNNConfig(ModelParams):
     dropout: float = Field(0.5, ge=0.0, lt=1.0)  # Kim (2014): dropout 0.5 on the pooled features
     max_norm: float | None = Field(3.0, gt=0.0)  # Kim (2014): l2 max-norm 3 on output-layer weights
 
-    @field_validator("filter_widths")
-    @classmethod
-    def _widths(cls, v: list[int]) -> list[int]:
-        if not v or any(w < 1 for w in v):
-            raise ValueError("filter_widths must be a non-empty list of positive integers, e.g. [3, 4, 5]")
-        return v
+    _widths = field_validator("filter_widths")(classmethod(lambda cls, v: check_filter_widths(v)))
 
     @model_validator(mode="after")
     def _heads_divide(self) -> "AttentionCNNConfig":

@@ -36,6 +36,13 @@ def make_activation(name: str) -> nn.Module:
     return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "identity": nn.Identity}[name]()
 
 
+def check_filter_widths(v: list[int]) -> list[int]:
+    """Config check shared by the CNNs with parallel filter widths."""
+    if not v or any(w < 1 for w in v):
+        raise ValueError("filter_widths must be a non-empty list of positive integers, e.g. [3, 4, 5]")
+    return v
+
+
 class TextCNNConfig(ModelParams):
     type: Literal["textcnn"] = "textcnn"
     filter_widths: list[int] = [3, 4, 5]  # Kim (2014): windows of 3, 4 and 5 words
@@ -50,12 +57,7 @@ class TextCNNConfig(ModelParams):
     # window position and a one-word text works; "valid": windows wholly inside the text only
     padding: Literal["wide", "valid"] = "wide"
 
-    @field_validator("filter_widths")
-    @classmethod
-    def _widths(cls, v: list[int]) -> list[int]:
-        if not v or any(w < 1 for w in v):
-            raise ValueError("filter_widths must be a non-empty list of positive integers, e.g. [3, 4, 5]")
-        return v
+    _widths = field_validator("filter_widths")(classmethod(lambda cls, v: check_filter_widths(v)))
 
 
 def kmax_pool(c: torch.Tensor, keep: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
