@@ -47,6 +47,17 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def part_file(dest: Path):
+    """An open temporary file next to ``dest`` (``.<name>.*.part``), to be renamed onto it when complete."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False)
+    except OSError as err:
+        raise DataError(
+            f"cannot write to {dest.parent} ({err.strerror}); set WORDCONV_CACHE to a writable directory."
+        ) from None
+
+
 def download(url: str, dest: Path, sha256: str | None, *, progress: bool = True, timeout: float = 60) -> Path:
     """Download ``url`` to ``dest`` and return ``dest``; skipped when ``dest`` already has the right checksum.
 
@@ -58,13 +69,7 @@ def download(url: str, dest: Path, sha256: str | None, *, progress: bool = True,
         if sha256 is None or sha256_file(dest) == sha256.lower():
             return dest
         log.warning("%s: checksum differs from the expected one; downloading it again from %s", dest, url)
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False)
-    except OSError as err:
-        raise DataError(
-            f"cannot write to {dest.parent} ({err.strerror}); set WORDCONV_CACHE to a writable directory."
-        ) from None
+    handle = part_file(dest)
     temp = Path(handle.name)
     try:
         with handle:

@@ -13,13 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from wordconv.data.download import cache_dir, sha256_file
+from wordconv.data.download import cache_dir, part_file, sha256_file
 from wordconv.data.download import download as _download
 from wordconv.data.registry import resolve_data_dir
 from wordconv.errors import DataError
@@ -255,13 +254,7 @@ def _extract(archive: Path, entry: VectorSet, dest: Path, *, owned: bool) -> Pat
     downloads it again, and it is deleted after extraction unless another set still needs it.
     """
     assert entry.member is not None
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False)
-    except OSError as err:
-        raise DataError(
-            f"cannot write to {dest.parent} ({err.strerror}); set WORDCONV_CACHE to a writable directory."
-        ) from None
+    handle = part_file(dest)
     temp = Path(handle.name)
     try:
         with handle, zipfile.ZipFile(archive) as zipped:
