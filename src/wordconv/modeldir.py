@@ -8,6 +8,8 @@
     metrics.json       evaluation of the chosen split (accuracy, f1_macro, ...; multilabel: also
                        hamming_loss, f1_samples, per-label thresholds; regression: mse, pearson, ...)
     history.jsonl      one JSON line per epoch
+    encoder/           a pretrained encoder's own config.json and tokenizer files (model.type
+                       pretrained): with model.safetensors, all it needs to load offline
     *.png              learning curve; confusion matrix (textcat) or predicted vs gold (regression)
 
 What a task learns besides weights lives in the weights file as buffers: a multi-label model's
@@ -92,9 +94,10 @@ def atomic_directory(path: str | Path, fill: Callable[[Path], None], overwrite: 
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.resolve().parent))
     try:
         fill(tmp)
-        for f in tmp.iterdir():  # flush file contents before the rename makes them visible
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
+        for f in tmp.rglob("*"):  # flush file contents before the rename makes them visible
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
@@ -158,6 +161,9 @@ def save_artifact(path: str | Path, art: Artifact, *, overwrite: bool = False,
             write_json(tmp / "metrics.json", art.metrics)
         if art.history is not None:
             (tmp / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in art.history), encoding="utf-8")
+        save_files = getattr(art.model.encoder, "save_files", None)
+        if save_files is not None:
+            save_files(tmp / "encoder")
         if extra is not None:
             extra(tmp)
 
@@ -182,7 +188,16 @@ def load_artifact(path: str | Path) -> Artifact:
     labels = read_json(path / "labels.json")
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise ModelError(f"{path / 'labels.json'}: expected a JSON list of label names")
-    model = build_model(config, len(vocab), labels)
+    source = None
+    if config.model.type == "pretrained":
+        source = path / "encoder"
+        if not (source / "config.json").is_file():
+            raise ModelError(f"{path} holds a fine-tuned pretrained model but not its encoder/ folder "
+                             "(config.json and tokenizer files): the directory is incomplete — retrain or restore it")
+    try:
+        model = build_model(config, len(vocab), labels, source_dir=source)
+    except ConfigError as err:
+        raise ModelError(f"{path}: {err}") from None
     try:
         load_model(model, str(path / "model.safetensors"), strict=True)
     except (SafetensorError, RuntimeError, OSError) as err:

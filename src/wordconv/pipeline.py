@@ -27,11 +27,12 @@ from wordconv.errors import ConfigError, DataError
 from wordconv.evaluation.metrics import headline
 from wordconv.modeldir import Artifact
 from wordconv.models.registry import get_model
-from wordconv.tasks.base import EncodedTexts, PooledTask
+from wordconv.finetune import FreezeSchedule
+from wordconv.tasks.base import EncodedTexts, PooledTask, text_ids
 from wordconv.tasks.multilabel import MultiLabelClassification
 from wordconv.tasks.regression import Regression
 from wordconv.tasks.textcat import TextClassification
-from wordconv.training.trainer import Trainer, TrainResult, seed_everything
+from wordconv.training.trainer import Trainer, TrainResult, autocast, seed_everything, use_bf16
 
 
 def make_task(config: Config, labels: list[str], class_weights: list[float] | None = None) -> PooledTask:
@@ -45,12 +46,21 @@ def make_task(config: Config, labels: list[str], class_weights: list[float] | No
                               **head)
 
 
-def build_model(config: Config, vocab_size: int, labels: list[str], class_weights: list[float] | None = None
-                ) -> torch.nn.Module:
-    """The full model (encoder from the registry + task head), freshly initialised."""
+def build_model(config: Config, vocab_size: int, labels: list[str], class_weights: list[float] | None = None,
+                source_dir: Path | None = None) -> torch.nn.Module:
+    """The full model (encoder from the registry + task head), freshly initialised.
+
+    ``source_dir``: a saved model's ``encoder/`` folder, for architectures that keep files besides
+    the weights (a pretrained encoder's config and tokenizer); its weights are loaded after."""
     entry = get_model(config.model.type)
-    encoder = entry.build(config.model, config.embeddings, vocab_size, Vocab.pad_id)
+    extra = {"source_dir": source_dir} if source_dir is not None else {}
+    encoder = entry.build(config.model, config.embeddings, vocab_size, Vocab.pad_id, **extra)
     return make_task(config, labels, class_weights).build_model(encoder)
+
+
+def is_subword(config: Config) -> bool:
+    """Whether the model tokenizes for itself (a pretrained encoder): no word vocabulary, no vectors."""
+    return config.model.type == "pretrained"
 
 
 def resolve_config(config: Config | dict | str | Path | None = None, overrides: list[str] | dict | None = None,
@@ -102,13 +112,13 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
     _check_texts(splits.train, "train")
     pre = Preprocessor(config.preprocessing)
     t0 = time.perf_counter()
-    train_tokens = [pre(ex.text) for ex in splits.train]
-    truncated = pre.truncated  # training texts only (dev texts pass through `pre` later)
-    if truncated:
-        console.print(f"[yellow]note:[/] {truncated} of {len(train_tokens)} training texts were longer than "
-                      f"preprocessing.max_length={config.preprocessing.max_length} tokens and were cut "
-                      f"({config.preprocessing.truncation}); set preprocessing.max_length=null to keep all")
-    vocab = Vocab.build(train_tokens, min_freq=config.preprocessing.min_freq, max_size=config.preprocessing.max_vocab)
+    subword = is_subword(config)
+    if subword:  # the encoder's own tokenizer; the word vocabulary stays empty (specials only)
+        train_tokens, vocab = None, Vocab.build([])
+    else:
+        train_tokens = [pre(ex.text) for ex in splits.train]
+        vocab = Vocab.build(train_tokens, min_freq=config.preprocessing.min_freq,
+                            max_size=config.preprocessing.max_vocab)
     run_config = config  # as the user gave it: what a resumed run must match
     vectors = None
     if config.embeddings.mode != "rand":
@@ -124,15 +134,30 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
     if vectors is not None:
         model.encoder.embedding.load_pretrained(vectors)
     min_len = model.encoder.min_length
-    train = EncodedTexts([vocab.encode(t) for t in train_tokens], train_labels, min_len)
-    dev = task.encode(splits.dev, pre, vocab, min_len, "dev") if splits.dev else None
+    to_ids = text_ids(model.encoder, pre, vocab)
+    if subword:
+        train = EncodedTexts(to_ids.encode_many([ex.text for ex in splits.train]), train_labels, min_len,
+                             to_ids.pad_id)
+        truncated = model.encoder.truncated
+        limit = (f"model.max_length={model.encoder.max_length} subword tokens and were cut "
+                 f"({config.model.truncation}); model.truncation=window reads long texts whole")
+    else:
+        train = EncodedTexts([vocab.encode(t) for t in train_tokens], train_labels, min_len)
+        truncated = pre.truncated
+        limit = (f"preprocessing.max_length={config.preprocessing.max_length} tokens and were cut "
+                 f"({config.preprocessing.truncation}); set preprocessing.max_length=null to keep all")
+    if truncated:  # training texts only (dev texts are encoded after this)
+        console.print(f"[yellow]note:[/] {truncated} of {len(train)} training texts were longer than {limit}")
+    dev = task.encode(splits.dev, to_ids, min_len, "dev") if splits.dev else None
     prep_seconds = time.perf_counter() - t0
     if config.training.progress:
         what = "regression" if config.task == "regression" else f"{len(splits.labels)} labels"
         if config.task == "multilabel":
             what += " (multi-label)"
         console.print(f"[bold]{splits.name}[/]: {len(splits.train)} train / {len(splits.dev)} dev / "
-                      f"{len(splits.test)} test, {what}, vocab {len(vocab)}; {splits.split_note}")
+                      f"{len(splits.test)} test, {what}, "
+                      + (f"subword vocab {len(model.encoder.tokenizer)}" if subword else f"vocab {len(vocab)}")
+                      + f"; {splits.split_note}")
         n_params = sum(p.numel() for p in model.parameters())
         console.print(f"model [bold]{config.model.type}[/] ({n_params:,} parameters), "
                       f"{config.training.optimizer} lr {config.training.lr}, batch {config.training.batch_size}")
@@ -140,8 +165,15 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
     if checkpoint is not None:
         state_file = _prepare_checkpoint(Path(checkpoint), run_config, resume, console)
     task.before_training(model, train)
-    result = Trainer(model, task, config.training, console=console).fit(train, dev, state_file, resume)
-    tuned = task.after_training(model, dev, max(config.training.batch_size, 256))
+    trainer = Trainer(model, task, config.training, console=console, callbacks=[FreezeSchedule(model)])
+    if config.training.progress and subword:
+        p = config.model
+        console.print(f"fine-tuning: strategy {p.strategy}, pooling {model.encoder.pooling}, schedule "
+                      f"{config.training.schedule}, {'bf16' if trainer.bf16 else 'fp32'} on {trainer.device}"
+                      + (f", lr decay {p.lr_decay} per layer" if p.lr_decay else ""))
+    result = trainer.fit(train, dev, state_file, resume)
+    with autocast(trainer.device, trainer.bf16):
+        tuned = task.after_training(model, dev, max(config.training.batch_size, 256))
     meta = base_meta(config.training.seed)
     meta["task"] = config.task
     meta["data"] = {"name": splits.name, "files": splits.files, "split": splits.split_note,
@@ -155,8 +187,12 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
-        "tokens_per_second": round(result.train_tokens / result.train_seconds, 1) if result.train_seconds else None,
+        # training steps only (dev scoring excluded)
+        "tokens_per_second": round(result.train_tokens / loop, 1) if (loop := sum(h["epoch_seconds"] for h in
+                                                                                   result.history)) else None,
         "threads": torch.get_num_threads(),
+        "device": str(trainer.device),
+        "bf16": trainer.bf16,
         "metric": selection_metric(config.task, config.training),
         **tuned,
     }
@@ -228,14 +264,23 @@ def checkpoint_dir(output: str | Path) -> Path:
     return output.with_name(output.name + ".checkpoint")
 
 
+def model_device(art: Artifact) -> tuple[torch.device, bool]:
+    """Where the artifact's model lives and whether it runs under bf16 autocast (as in training)."""
+    device = next(art.model.parameters()).device
+    return device, use_bf16(art.config.training, art.model, device)
+
+
 def evaluate_examples(art: Artifact, examples: list[Example], split: str = "test") -> tuple[dict, list]:
     """(metrics, predictions in example order): class ids (textcat), lists of label ids
     (multilabel) or values (regression)."""
     _check_texts(examples, split)
     task = make_task(art.config, art.labels)
-    pre = Preprocessor(art.config.preprocessing)
-    data = task.encode(examples, pre, art.vocab, art.model.encoder.min_length, split)
-    metrics, preds = task.evaluate(art.model, data, batch_size=max(art.config.training.batch_size, 256))
+    to_ids = text_ids(art.model.encoder, Preprocessor(art.config.preprocessing), art.vocab)
+    data = task.encode(examples, to_ids, art.model.encoder.min_length, split)
+    device, bf16 = model_device(art)
+    data.device = device
+    with autocast(device, bf16):
+        metrics, preds = task.evaluate(art.model, data, batch_size=max(art.config.training.batch_size, 256))
     metrics["split"] = split
     metrics["task"] = art.config.task
     return metrics, preds

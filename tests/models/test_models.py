@@ -20,6 +20,21 @@ def model_type(request):
 SMALL = {"dpcnn": {"num_filters": 8}, "cnn-attention": {"num_filters": 8}, "fasttext": {"buckets": 1000}}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def tiny_pretrained(tmp_path_factory):
+    """The pretrained type runs on a tiny random BERT written here (its ids 2..29 are real tokens)."""
+    from tiny_hf import write_tiny_bert
+
+    SMALL["pretrained"] = {"encoder": str(write_tiny_bert(tmp_path_factory.mktemp("hf") / "bert", positions=128))}
+    yield
+    SMALL.pop("pretrained")
+
+
+def padded(model, rows: int, width: int) -> torch.Tensor:
+    """An all-padding batch in the encoder's padding id (0 for word ids, -1 for a pretrained encoder)."""
+    return torch.full((rows, width), getattr(model.encoder, "pad_id", 0), dtype=torch.long)
+
+
 def small_config(model_type, **params):
     model = {"type": model_type, **SMALL.get(model_type, {}), **params}
     return build_config({"model": model, "embeddings": {"dim": 16}})
@@ -31,6 +46,9 @@ def test_registry_has_the_issue_models():
 
 # every architecture and every pooling / activation / depth option that changes how padding is handled
 VARIANTS = [
+    ("pretrained", {}),
+    ("pretrained", {"pooling": "cnn"}),
+    ("pretrained", {"pooling": "cls"}),
     ("textcnn", {}),
     ("textcnn", {"pooling": "avg"}),
     ("textcnn", {"pooling": "avg", "activation": "sigmoid", "padding": "valid"}),
@@ -59,9 +77,9 @@ def test_batch_padding_invariance(model_type, params):
     long = torch.randint(2, 30, (max(70, min_len + 40),))
     for n in (1, 2, 3, 4, 5, 8, 13):  # odd and even lengths: DPCNN halves them differently
         text = torch.randint(2, 30, (n,))
-        alone = torch.zeros(1, max(n, min_len), dtype=torch.long)
+        alone = padded(model, 1, max(n, min_len))
         alone[0, :n] = text
-        batch = torch.zeros(2, len(long), dtype=torch.long)
+        batch = padded(model, 2, len(long))
         batch[0, :n], batch[1] = text, long
         with torch.no_grad():
             a, b = model(ids=alone)["logits"], model(ids=batch)["logits"][:1]
@@ -78,9 +96,9 @@ def test_forward_shapes_and_shortest_input(model_type):
     assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
     # one real word, padded up to the widest filter, must work (and gives the same answer
     # whatever extra padding follows it)
-    one = torch.zeros(1, min_len, dtype=torch.long)
+    one = padded(model, 1, min_len)
     one[0, 0] = 5
-    longer = torch.zeros(1, min_len + 7, dtype=torch.long)
+    longer = padded(model, 1, min_len + 7)
     longer[0, 0] = 5
     a, b = model(ids=one)["logits"], model(ids=longer)["logits"]
     assert a.shape == (1, 3)
@@ -169,6 +187,8 @@ def test_valid_padding_textcnn_needs_widest_filter():
 def test_unknown_word_vector_starts_at_zero(model_type):
     # no training token maps to UNK when min_freq is 1: a random UNK vector would be pure noise
     model = build_model(small_config(model_type), vocab_size=30, labels=LABELS)
+    if not hasattr(model.encoder, "embedding"):
+        pytest.skip("a pretrained encoder has its own subword embeddings (no word vocabulary)")
     table = model.encoder.embedding.table.weight
     assert torch.count_nonzero(table[0]) == 0 and torch.count_nonzero(table[1]) == 0  # PAD, UNK
     assert torch.count_nonzero(table[2:]) > 0

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 class ModelEntry:
     name: str
     config_class: type
-    build: Callable  # (params, embeddings_config, vocab_size, pad_id) -> Encoder
+    # (params, embeddings_config, vocab_size, pad_id[, source_dir]) -> Encoder; source_dir: a saved
+    # model's encoder/ folder, for architectures that keep files besides the weights (pretrained)
+    build: Callable
     description: str
 
 
@@ -38,7 +40,7 @@ def register_model(name: str, config_class: type, description: str):
 
 def _load_builtin() -> None:
     # importing the modules runs their @register_model decorators
-    from wordconv.models import attention, dpcnn, fasttext, stacked, textcnn  # noqa: F401
+    from wordconv.models import attention, dpcnn, fasttext, pretrained, stacked, textcnn  # noqa: F401
 
 
 def model_names() -> list[str]:

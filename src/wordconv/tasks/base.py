@@ -43,11 +43,15 @@ class TaskData(ABC):
 
 class EncodedTexts(TaskData):
     """Token ids per text and one target per text (a class id, a 0/1 row over the labels, or a
-    number: whatever ``torch.tensor`` turns into the batch's ``labels``)."""
+    number: whatever ``torch.tensor`` turns into the batch's ``labels``).
 
-    def __init__(self, ids: list[list[int]], labels: list | None, min_length: int):
-        self.ids, self.labels, self.min_length = ids, labels, min_length
+    Batches are padded with ``pad_id`` (the word vocabulary's 0; a pretrained encoder's -1) and
+    put on ``device`` (set by the trainer or predictor; None = CPU); ``index`` stays on the CPU."""
+
+    def __init__(self, ids: list[list[int]], labels: list | None, min_length: int, pad_id: int = 0):
+        self.ids, self.labels, self.min_length, self.pad_id = ids, labels, min_length, pad_id
         self.lengths = [len(x) for x in ids]
+        self.device: torch.device | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -58,11 +62,32 @@ class EncodedTexts(TaskData):
     def batches(self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
                 ) -> Iterator[dict[str, torch.Tensor]]:
         for idx in bucket_batches(self.lengths, batch_size, shuffle=shuffle, generator=generator):
-            ids, lengths = pad_batch([self.ids[i] for i in idx], min_length=self.min_length)
-            batch = {"ids": ids, "lengths": lengths, "index": torch.tensor(idx)}
+            ids, lengths = pad_batch([self.ids[i] for i in idx], pad_id=self.pad_id, min_length=self.min_length)
+            batch = {"ids": ids, "lengths": lengths}
             if self.labels is not None:
                 batch["labels"] = torch.tensor([self.labels[i] for i in idx])
+            if self.device is not None and self.device.type != "cpu":
+                batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            batch["index"] = torch.tensor(idx)
             yield batch
+
+
+class WordIds:
+    """Texts to word ids: the saved preprocessing, then the vocabulary (every word-level model)."""
+
+    pad_id = Vocab.pad_id
+
+    def __init__(self, preprocessor: Preprocessor, vocab: Vocab):
+        self.preprocessor, self.vocab = preprocessor, vocab
+
+    def encode_many(self, texts: Sequence[str]) -> list[list[int]]:
+        return [self.vocab.encode(self.preprocessor(t)) for t in texts]
+
+
+def text_ids(encoder: nn.Module, preprocessor: Preprocessor, vocab: Vocab):
+    """What turns a model's input texts into ids: the encoder itself when it tokenizes (a pretrained
+    encoder's subword tokenizer), else the preprocessing + word vocabulary."""
+    return encoder if hasattr(encoder, "encode_many") else WordIds(preprocessor, vocab)
 
 
 class Task(ABC):
@@ -99,11 +124,12 @@ class PooledTask(Task):
         if getattr(encoder, "output_dim", None) is None:
             raise ConfigError(f"task {self.name} needs an encoder with a pooled output (one vector per text)")
 
-    def encode(self, examples: Sequence[Example], preprocessor: Preprocessor, vocab: Vocab, min_length: int,
-               split: str, with_labels: bool = True) -> EncodedTexts:
-        ids = [vocab.encode(preprocessor(ex.text)) for ex in examples]
+    def encode(self, examples: Sequence[Example], to_ids, min_length: int, split: str,
+               with_labels: bool = True) -> EncodedTexts:
+        """``to_ids``: see :func:`text_ids` (``encode_many(texts)`` and ``pad_id``)."""
+        ids = to_ids.encode_many([ex.text for ex in examples])
         labels = self.targets(examples, split) if with_labels else None
-        return EncodedTexts(ids, labels, min_length)
+        return EncodedTexts(ids, labels, min_length, to_ids.pad_id)
 
     def before_training(self, model: nn.Module, train: EncodedTexts) -> None:
         """Fit what the head takes from the training targets (e.g. their scale); default: nothing."""

@@ -109,7 +109,7 @@ class MultiLabelClassification(PooledTask):
         total_loss, n = 0.0, 0
         for batch in data.batches(batch_size, shuffle=False):
             out = model(**batch)
-            probs[batch["index"]] = torch.sigmoid(out["logits"].float())
+            probs[batch["index"]] = torch.sigmoid(out["logits"].float()).cpu()
             if "loss" in out:
                 total_loss += float(out["loss"]) * len(batch["index"])
                 n += len(batch["index"])

@@ -121,7 +121,7 @@ class Regression(PooledTask):
         total_loss, n = 0.0, 0
         for batch in data.batches(batch_size, shuffle=False):
             out = model(**batch)
-            values[batch["index"]] = out["value"].float()
+            values[batch["index"]] = out["value"].float().cpu()
             if "loss" in out:
                 total_loss += float(out["loss"]) * len(batch["index"])
                 n += len(batch["index"])

@@ -103,7 +103,7 @@ class TextClassification(PooledTask):
         total_loss, n = 0.0, 0
         for batch in data.batches(batch_size, shuffle=False):
             out = model(**batch)
-            probs[batch["index"]] = torch.softmax(out["logits"].float(), dim=-1)
+            probs[batch["index"]] = torch.softmax(out["logits"].float(), dim=-1).cpu()
             if "loss" in out:
                 total_loss += float(out["loss"]) * len(batch["index"])
                 n += len(batch["index"])

@@ -37,13 +37,72 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    """The optimizer over :func:`wordconv.finetune.optimizer_groups` (one group for a word CNN;
+    head and layer groups, each at its own rate, for a fine-tuned encoder)."""
+    from wordconv.finetune import optimizer_groups
+
+    groups = optimizer_groups(model, config.lr)
     if config.optimizer == "adadelta":
         # Kim's code: Adadelta with rho 0.95, eps 1e-6
-        return torch.optim.Adadelta(params, lr=config.lr, rho=config.adadelta_rho, eps=1e-6,
+        return torch.optim.Adadelta(groups, lr=config.lr, rho=config.adadelta_rho, eps=1e-6,
                                     weight_decay=config.weight_decay)
     # fused Adam does the whole update in one kernel: ~30% faster steps on CPU (DESIGN.md)
-    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+
+
+def lr_factor(schedule: str, step: int, total: int, warmup: float, ratio: float) -> float:
+    """The multiplier of every group's ``base_lr`` at ``step`` (0-based) of ``total``.
+
+    linear: rise over the first ``warmup`` fraction, then fall linearly to 0 at ``total``.
+    slanted (Howard & Ruder 2018, eq. 3): cut = floor(total * cut_frac); p = t / cut before the
+    cut, 1 - (t - cut) / (cut * (1 / cut_frac - 1)) after; factor = (1 + p (ratio - 1)) / ratio.
+    """
+    if schedule == "constant" or total <= 0:
+        return 1.0
+    if schedule == "linear":
+        rise = int(total * warmup)
+        if step < rise:
+            return (step + 1) / rise
+        return max(0.0, (total - step) / max(1, total - rise))
+    cut = max(1, math.floor(total * warmup))
+    if step < cut:
+        p = step / cut
+    else:
+        p = 1 - (step - cut) / (cut * (1 / warmup - 1)) if warmup > 0 else 1.0
+    return (1 + max(p, 0.0) * (ratio - 1)) / ratio
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"training.device: {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"training.device={name!r} but no CUDA GPU is available; use auto or cpu")
+    return device
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively (else autocast would emulate it, slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    cpu = torch.cpu
+    return any(getattr(cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def use_bf16(config: TrainingConfig, model: torch.nn.Module, device: torch.device) -> bool:
+    """``training.bf16``, or when unset: on for a pretrained encoder on hardware with native bf16."""
+    if config.bf16 is not None:
+        return config.bf16
+    return hasattr(getattr(model, "encoder", None), "layer_groups") and native_bf16(device)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on ``device`` when ``enabled`` (a no-op context otherwise)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 @dataclass
@@ -63,10 +122,15 @@ def _better(metric: str, new: float, old: float | None) -> bool:
 
 
 class Trainer:
-    def __init__(self, model: torch.nn.Module, task: Task, config: TrainingConfig, console: Console | None = None):
+    def __init__(self, model: torch.nn.Module, task: Task, config: TrainingConfig, console: Console | None = None,
+                 callbacks: list | None = None):
+        """``callbacks``: objects with ``on_epoch_start(epoch)`` (e.g. :class:`wordconv.finetune.FreezeSchedule`)."""
         self.model, self.task, self.config = model, task, config
         self.metric = config.metric or task.default_metric  # the dev metric that picks the best epoch
         self.console = console or Console(stderr=True)
+        self.callbacks = list(callbacks or [])
+        self.device = resolve_device(config.device)
+        self.bf16 = use_bf16(config, model, self.device)
 
     def fit(self, train: TaskData, dev: TaskData | None, checkpoint: Path | None = None,
             resume: bool = False) -> TrainResult:
@@ -76,7 +140,12 @@ class Trainer:
         generator = seed_everything(cfg.seed)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        model = self.model
+        model = self.model.to(self.device)
+        train.device = self.device
+        if dev is not None:
+            dev.device = self.device
+        for cb in self.callbacks:  # the state of epoch 1, so that the optimizer sees it
+            cb.on_epoch_start(1)
         optimizer = build_optimizer(model, cfg)
         constrain = getattr(model, "apply_constraints", None)
         ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
@@ -96,6 +165,8 @@ class Trainer:
                 self.console.print(f"resuming from {checkpoint} after epoch {info['epoch']}")
         tokens_per_epoch = train.num_tokens()
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        total_steps = steps_per_epoch * cfg.epochs
+        sync_every = 1 if self.device.type == "cpu" else 25  # a GPU runs ahead between loss read-outs
         t_start = time.perf_counter()
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -112,12 +183,20 @@ class Trainer:
                                                f"pass training.max_seconds={cfg.max_seconds:g}; stopping")
                         stopped_early = True
                         break
+                for cb in self.callbacks:
+                    cb.on_epoch_start(epoch)
                 model.train()
                 bar = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=steps_per_epoch, loss=float("nan"))
                 t0 = time.perf_counter()
                 total, count = 0.0, 0
+                step = (epoch - 1) * steps_per_epoch  # the schedule is a function of the step: resumable
                 for batch in train.batches(cfg.batch_size, shuffle=True, generator=generator):
-                    loss = model(**batch)["loss"]
+                    factor = lr_factor(cfg.schedule, step, total_steps, cfg.warmup, cfg.slanted_ratio)
+                    for group in optimizer.param_groups:
+                        group["lr"] = group["base_lr"] * factor
+                    step += 1
+                    with autocast(self.device, self.bf16):
+                        loss = model(**batch)["loss"]
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if cfg.grad_clip:
@@ -128,15 +207,19 @@ class Trainer:
                     if ema is not None:
                         ema.update_parameters(model)
                     n = len(batch["index"])
-                    total += float(loss.detach()) * n
+                    total = total + loss.detach().double() * n  # stays on the device: no sync per step
                     count += n
-                    progress.update(bar, advance=1, loss=total / count)
+                    if sync_every == 1 or step % sync_every == 0:
+                        progress.update(bar, advance=1, loss=float(total) / count)
+                    else:
+                        progress.update(bar, advance=1)
                 progress.remove_task(bar)
-                record = {"epoch": epoch, "train_loss": total / max(count, 1),
+                record = {"epoch": epoch, "train_loss": float(total) / max(count, 1),
                           "epoch_seconds": round(time.perf_counter() - t0, 3)}
                 t_eval = time.perf_counter()
                 if dev is not None and len(dev):
-                    metrics, _ = self.task.evaluate(scored, dev, cfg.batch_size)
+                    with autocast(self.device, self.bf16):
+                        metrics, _ = self.task.evaluate(scored, dev, cfg.batch_size)
                     record.update({f"dev_{k}": v for k, v in headline(metrics).items()})
                     if self.metric not in metrics:
                         raise ConfigError(f"training.metric: the {self.task.name} evaluation gives no "

@@ -1,0 +1,36 @@
+"""What the benchmark scripts share: the machine they ran on, and their tables in BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    return (f"{platform.platform()}, {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} "
+            f"with {torch.get_num_threads()} threads")
+
+
+def write_between(md: str, begin: str, end: str, heading: str, path: Path = Path("BENCHMARKS.md")) -> None:
+    """Put ``md`` between the ``begin``/``end`` markers of ``path``; append them under ``heading`` if absent."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    block = f"{begin}\n{md}{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + f"\n\n{heading}\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
