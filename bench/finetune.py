@@ -30,6 +30,7 @@ from wordconv.pipeline import evaluate_examples, fit, load_splits, resolve_confi
 ROWS: dict[str, list[str]] = {
     "frozen": ["model.strategy=frozen"],  # feature extraction: the head learns at 1e-3
     "full": ["model.strategy=full"],
+    "full-lr-1e-4": ["model.strategy=full", "training.lr=1e-4"],  # small models often like a larger rate
     "top-2": ["model.strategy=top-k", "model.top_k=2"],
     "gradual": ["model.strategy=gradual"],  # ULMFiT: epoch e trains the top e of 7 groups
     "gradual-stlr-2.6": ["model.strategy=gradual", "model.lr_decay=2.6", "training.schedule=slanted"],  # ULMFiT whole

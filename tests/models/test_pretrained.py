@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 
@@ -288,3 +289,57 @@ def test_packaged_minilm_mean_pooling_matches_sentence_transformers():
         ours = torch.nn.functional.normalize(enc(batch_of(model, texts)["ids"]).pooled, dim=-1)
     reference = st.SentenceTransformer(str(path), device="cpu").encode(texts, convert_to_tensor=True)
     torch.testing.assert_close(ours, reference.cpu(), atol=1e-4, rtol=1e-4)
+
+
+# ---- resume and the command line ------------------------------------------------------------------
+
+def test_gradual_unfreezing_resumes_bit_identical(bert, tiny_data, tmp_path, monkeypatch):
+    """Killed after epoch 2 of 4 and resumed: the strategy's frozen groups, the schedule's step and
+    the optimizer all continue where they were, so the weights equal an uninterrupted run's."""
+    import wordconv.training.trainer as trainer_module
+    from safetensors.torch import load_file
+
+    def run(out, resume=False):
+        return wordconv.train(str(tiny_data["train"]), "pretrained", out, epochs=4, resume=resume, progress=False,
+                              overrides=[f"model.encoder={bert}", f"data.dev_path={tiny_data['dev']}",
+                                         f"data.test_path={tiny_data['test']}", "model.strategy=gradual",
+                                         "model.lr_decay=2.6", "training.schedule=slanted", "training.lr=0.002",
+                                         "training.batch_size=8"])
+
+    run(tmp_path / "full")
+    real = trainer_module.save_checkpoint
+
+    def save_then_die(path, **kwargs):
+        real(path, **kwargs)
+        if kwargs["info"]["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(trainer_module, "save_checkpoint", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            run(tmp_path / "cut")
+    run(tmp_path / "cut", resume=True)
+    a = load_file(str(tmp_path / "full" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_encoder_option_trains_and_predicts(bert, tiny_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from wordconv.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "m"
+    r = runner.invoke(app, ["train", "--data", str(tiny_data["train"]), "--test", str(tiny_data["test"]),
+                            "--encoder", str(bert), "--strategy", "top-k", "--epochs", "2", "--output", str(out),
+                            "--set", "training.batch_size=8", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "accuracy" in r.output
+    cfg = wordconv.load(out).config
+    assert (cfg.model.type, cfg.model.strategy, cfg.model.encoder) == ("pretrained", "top-k", str(bert))
+    r = runner.invoke(app, ["predict", str(out), "a great and moving film"])
+    assert r.exit_code == 0 and json.loads(r.output.splitlines()[0])["label"] in ("pos", "neg")
+    r = runner.invoke(app, ["train", "--data", str(tiny_data["train"]), "--encoder", "bert-base-uncased",
+                            "--output", str(tmp_path / "x")])
+    assert r.exit_code == 3 and "Traceback" not in r.output and "--local-dir" in r.output
