@@ -99,8 +99,12 @@ def _check_texts(examples: list[Example], split: str) -> None:
 
 
 def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
-        checkpoint: Path | None = None, resume: bool = False) -> tuple[Artifact, TrainResult]:
+        checkpoint: Path | None = None, resume: bool = False, callbacks: list | None = None
+        ) -> tuple[Artifact, TrainResult]:
     """Train on ``splits`` as ``config`` says; return the artifact (not yet saved) and the result.
+
+    ``callbacks``: more trainer callbacks (``on_epoch_start(epoch)`` / ``on_epoch_end(epoch, record)``),
+    e.g. a hyperparameter search reporting each epoch's dev metric to its pruner.
 
     ``checkpoint``: a directory for resume state, written after every epoch; with ``resume``, a
     run interrupted earlier with the same config continues from its last finished epoch.
@@ -165,7 +169,8 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
     if checkpoint is not None:
         state_file = _prepare_checkpoint(Path(checkpoint), run_config, resume, console)
     task.before_training(model, train)
-    trainer = Trainer(model, task, config.training, console=console, callbacks=[FreezeSchedule(model)])
+    trainer = Trainer(model, task, config.training, console=console,
+                      callbacks=[FreezeSchedule(model), *(callbacks or [])])
     if config.training.progress and subword:
         p = config.model
         console.print(f"fine-tuning: strategy {p.strategy}, pooling {model.encoder.pooling}, schedule "

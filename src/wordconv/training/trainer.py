@@ -124,7 +124,9 @@ def _better(metric: str, new: float, old: float | None) -> bool:
 class Trainer:
     def __init__(self, model: torch.nn.Module, task: Task, config: TrainingConfig, console: Console | None = None,
                  callbacks: list | None = None):
-        """``callbacks``: objects with ``on_epoch_start(epoch)`` (e.g. :class:`wordconv.finetune.FreezeSchedule`)."""
+        """``callbacks``: objects with ``on_epoch_start(epoch)`` (e.g. :class:`wordconv.finetune.FreezeSchedule`)
+        and/or ``on_epoch_end(epoch, record)`` (``record``: the epoch's history line with its dev
+        metrics, e.g. a hyperparameter search's pruner; an exception raised there ends training)."""
         self.model, self.task, self.config = model, task, config
         self.metric = config.metric or task.default_metric  # the dev metric that picks the best epoch
         self.console = console or Console(stderr=True)
@@ -145,7 +147,8 @@ class Trainer:
         if dev is not None:
             dev.device = self.device
         for cb in self.callbacks:  # the state of epoch 1, so that the optimizer sees it
-            cb.on_epoch_start(1)
+            if hasattr(cb, "on_epoch_start"):
+                cb.on_epoch_start(1)
         optimizer = build_optimizer(model, cfg)
         constrain = getattr(model, "apply_constraints", None)
         ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
@@ -184,7 +187,8 @@ class Trainer:
                         stopped_early = True
                         break
                 for cb in self.callbacks:
-                    cb.on_epoch_start(epoch)
+                    if hasattr(cb, "on_epoch_start"):
+                        cb.on_epoch_start(epoch)
                 model.train()
                 bar = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=steps_per_epoch, loss=float("nan"))
                 t0 = time.perf_counter()
@@ -238,6 +242,9 @@ class Trainer:
                 record["best"] = improved
                 history.append(record)
                 self._log_epoch(record)
+                for cb in self.callbacks:
+                    if hasattr(cb, "on_epoch_end"):
+                        cb.on_epoch_end(epoch, record)
                 stopped_early = cfg.patience is not None and bad_epochs >= cfg.patience
                 if checkpoint is not None:
                     save_checkpoint(checkpoint, model=model, optimizer=optimizer, best_state=best_state, ema=ema,
