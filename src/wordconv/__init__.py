@@ -25,6 +25,13 @@ def evaluate(*args, **kwargs) -> dict:
     return _evaluate(*args, **kwargs)
 
 
+def tune(*args, **kwargs):
+    """Search hyperparameters with Optuna; see :func:`wordconv.tuning.search.tune`."""
+    from wordconv.tuning.search import tune as _tune
+
+    return _tune(*args, **kwargs)
+
+
 def load(path):
     """Load a model directory into a :class:`~wordconv.inference.Predictor`."""
     from wordconv.inference import Predictor
@@ -45,4 +52,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'wordconv' has no attribute {name!r}")
 
 
-__all__ = ["train", "evaluate", "load", "TextClassifier", "Predictor", "WordconvError", "DataError", "ConfigError", "ModelError", "__version__"]
+__all__ = ["train", "evaluate", "tune", "load", "TextClassifier", "Predictor", "WordconvError", "DataError", "ConfigError", "ModelError", "__version__"]

@@ -200,8 +200,10 @@ def models() -> None:
 
 def _mount_subcommands() -> None:
     from wordconv.embeddings.cli import app as embeddings_app
+    from wordconv.tuning.cli import tune
 
     app.add_typer(embeddings_app, name="embeddings", help="Word vectors: train word2vec, list known sets, neighbours.")
+    app.command("tune")(tune)
 
 
 _mount_subcommands()
