@@ -4,7 +4,7 @@
                                              # then 1 vs 2 workers on a 6-point grid (about an hour)
     python bench/tune_mr.py --trials 2 --epochs 1 --eval-folds 2 --workers-epochs 1 --no-write   # smoke run
 
-1. **Search**: ``wordconv.tune`` with random search over ``configs/space-textcnn.yaml`` (Kim's TextCNN,
+1. **Search**: ``wordconv.tune`` with random search over ``configs/spaces/textcnn.yaml`` (Kim's TextCNN,
    CNN-rand), objective = dev accuracy of MR fold 0 (the dev set carved from fold 0's training part),
    median pruning.  Resumable: the study lives in ``OUT/search/study.db``.
 2. **Evaluation**: the default config and the best config trained on folds 0..K-1, test accuracy of
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="mr", help="a CV dataset (registry name or a file without a test split)")
     ap.add_argument("--data-dir", default=os.environ.get("WORDCONV_DATA"))
-    ap.add_argument("--space", default="configs/space-textcnn.yaml")
+    ap.add_argument("--space", default="configs/spaces/textcnn.yaml")
     ap.add_argument("--trials", type=int, default=24)
     ap.add_argument("--epochs", type=int, default=None, help="maximum epochs per trial (default: the config's)")
     ap.add_argument("--eval-folds", type=int, default=10)

@@ -1,7 +1,8 @@
 """Tiny randomly initialised Hugging Face models, written by the tests (no hub, seconds on CPU).
 
-A BERT with a WordPiece tokenizer and a GPT-2 with a byte-level BPE tokenizer, both trained on
-the tiny sentences' words, saved as ordinary local model folders.
+A BERT with a WordPiece tokenizer and a GPT-2 with a word-level tokenizer, both over the tiny
+sentences' words in a fixed order (a trained tokenizer breaks frequency ties differently from one
+process to the next), saved as ordinary local model folders.
 """
 
 from __future__ import annotations
@@ -13,20 +14,20 @@ from tiny import FILLER, FOOD, NEG, POS, SPORT
 WORDS = POS + NEG + FILLER + SPORT + FOOD
 
 
-def _corpus() -> list[str]:
-    return [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))]
+def _vocab(specials: list[str]) -> dict[str, int]:
+    words = specials + [w for i, w in enumerate(WORDS) if w not in WORDS[:i]]
+    return {w: i for i, w in enumerate(words)}
 
 
 def write_tiny_bert(folder: Path, layers: int = 2, hidden: int = 32, seed: int = 0, positions: int = 64) -> Path:
     import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(_vocab(specials), unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(_corpus(), trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials))
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
         special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
@@ -43,15 +44,15 @@ def write_tiny_bert(folder: Path, layers: int = 2, hidden: int = 32, seed: int =
 
 def write_tiny_gpt2(folder: Path, layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
     import torch
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2Model, GPT2TokenizerFast
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2Model, PreTrainedTokenizerFast
 
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(_corpus(), vocab_size=300, special_tokens=["<|endoftext|>"])
-    fast = GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
-                             bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    tok = Tokenizer(models.WordLevel(_vocab(["<|endoftext|>"]), unk_token="<|endoftext|>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
+                                   unk_token="<|endoftext|>")
     torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=bpe.get_vocab_size(), n_embd=hidden, n_layer=layers, n_head=2, n_positions=64,
+    config = GPT2Config(vocab_size=tok.get_vocab_size(), n_embd=hidden, n_layer=layers, n_head=2, n_positions=64,
                         bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id)
     folder.mkdir(parents=True, exist_ok=True)
     GPT2Model(config).save_pretrained(folder)

@@ -301,3 +301,13 @@ def test_workers_starting_at_once_on_a_fresh_storage(tmp_path, kind):
         t.join()
     assert not errors
     assert [s.study_name for s in optuna.get_all_study_summaries(open_storage(url, tmp_path))] == ["s"]
+
+
+def test_shipped_example_space_is_valid_for_textcnn():
+    from pathlib import Path
+
+    from wordconv.config import build_config
+
+    space = load_space(Path(__file__).parents[2] / "configs" / "spaces" / "textcnn.yaml")
+    space.validate(lambda params: build_config({"model": {"type": "textcnn"}}, params))
+    assert len(space.paths) >= 3

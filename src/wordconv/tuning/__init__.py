@@ -1,6 +1,6 @@
 """Hyperparameter search (Optuna): spaces over config paths, shared storage, parallel workers.
 
-    result = wordconv.tune("mr", "textcnn", "configs/space-textcnn.yaml", trials=20, sampler="random",
+    result = wordconv.tune("mr", "textcnn", "configs/spaces/textcnn.yaml", trials=20, sampler="random",
                            output="runs/tune-mr")
     result.best_params, result.best_value      # -> {"training.lr": 0.0012, ...}, 0.781
 

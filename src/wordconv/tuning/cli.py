@@ -26,7 +26,7 @@ def tune(
     data: Annotated[Optional[str], typer.Option("--data", help="registry name (see `wordconv datasets`) or a file path")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="architecture (see `wordconv models`)")] = None,
     space: Annotated[Path, typer.Option("--space", help="YAML search space: config path -> {type: choice|int|uniform|"
-                                        "loguniform, ...} (see configs/space-textcnn.yaml)")] = ...,
+                                        "loguniform, ...} (see configs/spaces/textcnn.yaml)")] = ...,
     trials: Annotated[int, typer.Option("--trials", "-n", help="trials in total for the study (all workers together)")] = 20,
     sampler: Annotated[str, typer.Option("--sampler", help="grid, random or tpe")] = "tpe",
     output: Annotated[Path, typer.Option("--output", "-o", help="directory for trials.csv, best_config.yaml, plots "

@@ -496,7 +496,7 @@ def tune(data: str | None = None, model: str | None = None, space: str | Path | 
     Writes ``trials.csv``, ``best_config.yaml`` (for ``wordconv train --config``), ``best.json`` and
     plots (``optimization_history.png``, ``param_importances.png``) to ``output``.
 
-    >>> r = wordconv.tune("mr", "textcnn", "configs/space-textcnn.yaml", trials=20, sampler="random",
+    >>> r = wordconv.tune("mr", "textcnn", "configs/spaces/textcnn.yaml", trials=20, sampler="random",
     ...                   output="runs/tune-mr")   # doctest: +SKIP
     >>> r.best_params, r.best_value                # doctest: +SKIP
     """
@@ -507,7 +507,7 @@ def tune(data: str | None = None, model: str | None = None, space: str | Path | 
 
     console = console or Console(stderr=True)
     if space is None:
-        raise ConfigError("no search space: pass a YAML file of config paths (see configs/space-textcnn.yaml)")
+        raise ConfigError("no search space: pass a YAML file of config paths (see configs/spaces/textcnn.yaml)")
     if not isinstance(sampler, str) or sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
     if isinstance(pruner, str) and pruner not in PRUNERS:
