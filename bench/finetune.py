@@ -85,7 +85,9 @@ def markdown(runs: list[dict], meta: dict) -> str:
             m, row = max(accs)
             best.append(f"{c.upper()} best {m:.2f} ({row}) vs goal {goal}: {'met' if m >= goal else 'NOT met'}")
     return ("\n".join(lines) + "\n\n" + "; ".join(best) + "\n\n"
-            + f"_Run {meta['date']}, {meta['machine']}; command `{meta['command']}`; seed {meta['seeds']}._\n")
+            + f"_Cumulative: every run of `python bench/finetune.py` (resumable; each run's row, time and "
+              f"settings are in bench/results/finetune.json). Table written {meta['date']}, {meta['machine']}; "
+              f"last command `{meta['command']}`; seed {meta['seeds']}._\n")
 
 
 def main(argv=None) -> int:
