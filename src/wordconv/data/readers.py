@@ -27,12 +27,13 @@ from wordconv.errors import DataError
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("labelfirst", "csv", "tsv", "jsonl", "folder")
+FORMATS = ("labelfirst", "csv", "tsv", "jsonl", "folder", "conll")
 
 _FIELD_HINT = "pass --text-field/--label-field"
 _COLUMN_NUMBERS = re.compile(r"^\d+(\+\d+)*$")
 _MISSING_CELLS = {"", "nan"}
 _SKIPPED_CLASS_DIRS = {"unsup"}
+_CONLL_SUFFIXES = (".conll", ".bio", ".iob", ".iob2", ".bioes")
 
 T = TypeVar("T")
 
@@ -44,16 +45,22 @@ class Example:
     ``source`` says where the example came from (``"path:line"`` or ``"archive.tar.gz:member"``) so that later
     errors can point at it.  A multi-label example (read with ``multilabel=True``) has ``label=None`` and its
     labels in ``labels``, possibly none; single-label examples leave ``labels`` at None.
+
+    A tagged sentence (task ``ner``, read from a CoNLL file) has its words in ``tokens``, one tag per word in
+    ``tags`` (IOB2 after reading; ``None`` when unlabelled) and ``text`` = the words joined by single spaces.
     """
 
     text: str
     label: str | None = None
     source: str = ""
     labels: tuple[str, ...] | None = None
+    tokens: tuple[str, ...] | None = None
+    tags: tuple[str, ...] | None = None
 
 
 def detect_format(path: str | Path) -> str:
-    """Guess a reader format from a path: by suffix, a directory or tarball is ``folder``, else ``labelfirst``."""
+    """Guess a reader format from a path: by suffix (``.conll``/``.bio``/``.iob``/``.iob2``/``.bioes``: ``conll``),
+    a directory or tarball is ``folder``, else ``labelfirst``."""
     path = Path(path)
     name = path.name.lower()
     if path.is_dir() or name.endswith((".tar.gz", ".tgz")):
@@ -65,6 +72,8 @@ def detect_format(path: str | Path) -> str:
         return "tsv"
     if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
+    if suffix in _CONLL_SUFFIXES:
+        return "conll"
     return "labelfirst"
 
 
@@ -133,6 +142,10 @@ def read_examples(
     fmt = format or detect_format(path)
     if fmt not in FORMATS:
         raise DataError(f"{path}: unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
+    if fmt == "conll":
+        from wordconv.data.conll import read_conll  # conll imports this module
+
+        return read_conll(path, encoding=encoding, require_tags=require_labels)
     if fmt == "folder":
         examples = read_folder(path, encoding=encoding)
         return [_split_labels(e, label_separator) for e in examples] if multilabel else examples
