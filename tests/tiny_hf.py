@@ -58,3 +58,36 @@ def write_tiny_gpt2(folder: Path, layers: int = 2, hidden: int = 32, seed: int =
     GPT2Model(config).save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
+
+
+def write_tiny_bert_words(folder: Path, words: list[str], layers: int = 2, hidden: int = 32, seed: int = 0,
+                          positions: int = 64) -> Path:
+    """A tiny uncased BERT whose WordPiece vocabulary holds ``words`` (lowercased) and the single letters
+    (also as ``##`` continuations), so an unknown word splits into several pieces."""
+    import string
+
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    entries = specials + sorted({w.lower() for w in words}) + list(string.ascii_lowercase) + [
+        "##" + c for c in string.ascii_lowercase]
+    vocab: dict[str, int] = {}
+    for w in entries:
+        vocab.setdefault(w, len(vocab))
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    fast = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                             sep_token="[SEP]", mask_token="[MASK]")
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=2 * hidden, max_position_embeddings=positions)
+    folder.mkdir(parents=True, exist_ok=True)
+    BertModel(config).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder

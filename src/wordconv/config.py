@@ -111,7 +111,7 @@ class TrainingConfig(Section):
     progress: bool = True  # rich progress bar
 
 
-TASKS = ("textcat", "multilabel", "regression")
+TASKS = ("textcat", "multilabel", "regression", "ner")
 
 # dev metrics a task can select the best epoch by (lower is better for loss, mse, mae, rmse and
 # hamming_loss: wordconv.evaluation.metrics.lower_is_better)
@@ -121,6 +121,8 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "multilabel": ("accuracy", "f1_micro", "f1_macro", "f1_samples", "hamming_loss", "loss"),
     # accuracy = the rounded prediction equals the integer gold level (SST-1's 0..4)
     "regression": ("mse", "mae", "rmse", "pearson", "spearman", "loss", "accuracy"),
+    # entity-level (conlleval: exact span and type), micro-averaged over the types
+    "ner": ("f1", "precision", "recall", "token_accuracy", "loss"),
 }
 DEFAULT_METRIC = {
     "textcat": "accuracy",
@@ -130,6 +132,7 @@ DEFAULT_METRIC = {
     # the error of the predicted values themselves; pearson/spearman ignore shift and scale, so
     # they could keep an epoch whose scores are all off by a constant
     "regression": "mse",
+    "ner": "f1",
 }
 
 
@@ -146,8 +149,9 @@ class ModelParams(Section):
 
 class Config(Section):
     # textcat: one label per text (softmax); multilabel: any subset of the labels (sigmoid, per-label
-    # thresholds tuned on dev); regression: a number per text (e.g. a sentiment intensity)
-    task: Literal["textcat", "multilabel", "regression"] = "textcat"
+    # thresholds tuned on dev); regression: a number per text (e.g. a sentiment intensity);
+    # ner: one tag per word of a tokenized sentence (named entities, CoNLL files)
+    task: Literal["textcat", "multilabel", "regression", "ner"] = "textcat"
     data: DataConfig = DataConfig()
     preprocessing: PreprocessConfig = PreprocessConfig()
     embeddings: EmbeddingConfig = EmbeddingConfig()
@@ -188,6 +192,13 @@ class Config(Section):
             if t.label_smoothing:
                 problems.append(f"training.label_smoothing applies to task textcat only (task is {self.task!r}); "
                                 "set it to 0")
+        token_models = ("tagger", "pretrained")
+        if self.task == "ner" and self.model.type not in token_models:
+            problems.append(f"model.type: task ner needs one state per word; {self.model.type!r} pools the text. "
+                            f"Use {' or '.join(token_models)}")
+        if self.task != "ner" and self.model.type == "tagger":
+            problems.append(f"model.type: tagger is a sequence tagger for task ner (task is {self.task!r}); "
+                            "set task=ner or pick a text model such as textcnn")
         if self.task != "multilabel" and self.data.label_separator != ",":
             problems.append(f"data.label_separator applies to task multilabel only (task is {self.task!r}); "
                             "set task=multilabel or remove it")

@@ -101,7 +101,7 @@ class Predictor:
 
     @property
     def task(self) -> str:
-        """``textcat``, ``multilabel`` or ``regression``."""
+        """``textcat``, ``multilabel``, ``regression`` or ``ner``."""
         return self.config.task
 
     def _encode(self, texts: list[str]):
@@ -118,8 +118,8 @@ class Predictor:
         """Probabilities ``(N, C)`` in input order; columns follow ``self.labels``.
 
         A text classifier's rows sum to 1; a multi-label classifier gives each label's own probability."""
-        if self.task == "regression":
-            raise ModelError("a regression model predicts values, not probabilities: use predict() or predict_values()")
+        if self.task in ("regression", "ner"):
+            raise ModelError(f"a {self.task} model does not give one probability row per text: use predict()")
         texts = self._validate(texts)
         if not texts:
             return torch.empty(0, len(self.labels))
@@ -143,6 +143,8 @@ class Predictor:
     def embed(self, texts: Sequence[str] | str, batch_size: int = 256) -> torch.Tensor:
         """The model's pooled representation of each text, ``(N, H)`` in input order: the vector
         its output layer reads (for search, clustering, or as features for another model)."""
+        if self.task == "ner":
+            raise ModelError("a tagger (task ner) has no pooled text vector: use predict()")
         texts = self._validate(texts)
         encoder = self.model.encoder
         if not texts:
@@ -156,12 +158,41 @@ class Predictor:
 
     def predict(self, texts: Sequence[str] | str, top_k: int = 1, batch_size: int = 256) -> list[AnyPrediction]:
         """One prediction per text, in input order: a :class:`Prediction` (textcat), a
-        :class:`MultiLabelPrediction` or a :class:`RegressionPrediction`.  ``top_k``: textcat only."""
+        :class:`MultiLabelPrediction`, a :class:`RegressionPrediction` or, for a tagger (task ner), a
+        :class:`~wordconv.tasks.ner.NERPrediction` (entities with type, score and character offsets).
+        ``top_k``: textcat only."""
         texts = self._validate(texts)
         if not texts:
             return []
+        if self.task == "ner":
+            from wordconv.data.text import tokenize
+
+            tokens = [tokenize(t, self.config.preprocessing.tokenizer) for t in texts]
+            return self._tag([[tok.text for tok in ts] for ts in tokens], texts,
+                             [[(tok.start, tok.end) for tok in ts] for ts in tokens], batch_size)
         with self._autocast():
             return self._task.predict(self.model, self._encode(texts), batch_size, top_k=top_k)
+
+    def predict_tokens(self, sentences: Sequence[Sequence[str]], batch_size: int = 256) -> list:
+        """A tagger's predictions for already tokenized sentences (lists of words), as in a CoNLL file;
+        entity offsets index the words joined by single spaces."""
+        if self.task != "ner":
+            raise ModelError(f"predict_tokens() is for taggers (task ner); this model is {self.task}: use predict()")
+        words = []
+        for i, s in enumerate(sentences):
+            if isinstance(s, str) or not all(isinstance(w, str) and w and not w.isspace() for w in s):
+                raise DataError(f"sentence {i}: expected a list of non-empty words, got {s!r}")
+            if not s:
+                raise DataError(f"sentence {i} has no words")
+            words.append(list(s))
+        return self._tag(words, None, None, batch_size)
+
+    def _tag(self, words: list[list[str]], texts, offsets, batch_size: int) -> list:
+        examples = [Example(" ".join(w), None, f"text {i}", tokens=tuple(w)) for i, w in enumerate(words)]
+        data = self._task.encode(examples, self._to_ids, 1, "input", with_labels=False)
+        data.device = self._device
+        with self._autocast():
+            return self._task.predict_tokens(self.model, data, batch_size, words, texts, offsets)
 
     def evaluate(self, texts: Sequence[str], labels: Sequence) -> dict:
         """Metrics of this model on labelled texts: one gold value per text, i.e. a label name

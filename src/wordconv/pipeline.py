@@ -28,15 +28,23 @@ from wordconv.evaluation.metrics import headline
 from wordconv.modeldir import Artifact
 from wordconv.models.registry import get_model
 from wordconv.finetune import FreezeSchedule
-from wordconv.tasks.base import EncodedTexts, PooledTask, text_ids
+from wordconv.tasks.base import EncodedTexts, Task, text_ids
 from wordconv.tasks.multilabel import MultiLabelClassification
 from wordconv.tasks.regression import Regression
 from wordconv.tasks.textcat import TextClassification
 from wordconv.training.trainer import Trainer, TrainResult, autocast, seed_everything, use_bf16
 
 
-def make_task(config: Config, labels: list[str], class_weights: list[float] | None = None) -> PooledTask:
+def make_task(config: Config, labels: list[str], class_weights: list[float] | None = None) -> Task:
     """The task object ``config.task`` names (its head keeps ``model.dropout`` and ``model.max_norm``)."""
+    if config.task == "ner":
+        from wordconv.tasks.ner import NamedEntityRecognition
+
+        m = config.model
+        return NamedEntityRecognition(labels, scheme=getattr(m, "tag_scheme", "iob2"), crf=getattr(m, "crf", False),
+                                      dropout=m.dropout, lowercase=config.preprocessing.lowercase,
+                                      char_buckets=getattr(m, "char_buckets", 512),
+                                      max_word_chars=getattr(m, "max_word_chars", 20))
     head = {"dropout": config.model.dropout, "max_norm": config.model.max_norm}
     if config.task == "multilabel":
         return MultiLabelClassification(labels, separator=config.data.label_separator, **head)
@@ -117,8 +125,14 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
     pre = Preprocessor(config.preprocessing)
     t0 = time.perf_counter()
     subword = is_subword(config)
+    ner = config.task == "ner"
     if subword:  # the encoder's own tokenizer; the word vocabulary stays empty (specials only)
         train_tokens, vocab = None, Vocab.build([])
+    elif ner:  # tokenized sentences: the words as given (lowercased as configured)
+        lower = config.preprocessing.lowercase
+        train_tokens = [[w.lower() if lower else w for w in ex.tokens or ()] for ex in splits.train]
+        vocab = Vocab.build(train_tokens, min_freq=config.preprocessing.min_freq,
+                            max_size=config.preprocessing.max_vocab)
     else:
         train_tokens = [pre(ex.text) for ex in splits.train]
         vocab = Vocab.build(train_tokens, min_freq=config.preprocessing.min_freq,
@@ -128,7 +142,7 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
     if config.embeddings.mode != "rand":
         config, vocab, vectors, vectors_meta = attach_vectors(config, vocab, console)
     task = make_task(config, splits.labels)
-    train_labels = task.targets(splits.train, "train")
+    train_labels = None if ner else task.targets(splits.train, "train")
     weights = config.training.class_weights  # textcat only (the config refuses it for other tasks)
     if weights == "balanced":
         weights = task.balanced_weights(train_labels, len(splits.labels))
@@ -139,7 +153,12 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
         model.encoder.embedding.load_pretrained(vectors)
     min_len = model.encoder.min_length
     to_ids = text_ids(model.encoder, pre, vocab)
-    if subword:
+    if ner:
+        train = task.encode(splits.train, to_ids, min_len, "train")
+        truncated = getattr(model.encoder, "truncated", 0)
+        limit = (f"model.max_length={getattr(model.encoder, 'max_length', None)} sub-tokens: their last words are "
+                 "not scored and are predicted O")
+    elif subword:
         train = EncodedTexts(to_ids.encode_many([ex.text for ex in splits.train]), train_labels, min_len,
                              to_ids.pad_id)
         truncated = model.encoder.truncated
@@ -155,7 +174,9 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
     dev = task.encode(splits.dev, to_ids, min_len, "dev") if splits.dev else None
     prep_seconds = time.perf_counter() - t0
     if config.training.progress:
-        what = "regression" if config.task == "regression" else f"{len(splits.labels)} labels"
+        what = ("regression" if config.task == "regression" else
+                f"entity types {', '.join(splits.labels)} ({task.scheme} tags"
+                f"{', CRF' if task.crf else ''})" if ner else f"{len(splits.labels)} labels")
         if config.task == "multilabel":
             what += " (multi-label)"
         console.print(f"[bold]{splits.name}[/]: {len(splits.train)} train / {len(splits.dev)} dev / "
@@ -353,6 +374,11 @@ def evaluate(model_dir: str | Path, data: str | None = None, *, split: str = "te
     art = load_artifact(model_dir)
     if data is not None and Path(data).exists():  # a user's labelled file: all of it is evaluated
         d = art.config.data
+        if art.config.task == "ner":
+            examples = read_examples(data, reader.get("format") or "conll")
+            metrics, _ = evaluate_examples(art, examples, str(data))
+            metrics["data"] = str(data)
+            return metrics
         examples = read_examples(data, reader.get("format"), text_field=reader.get("text_field") or d.text_field,
                                  label_field=reader.get("label_field") or d.label_field,
                                  multilabel=art.config.task == "multilabel", label_separator=d.label_separator)

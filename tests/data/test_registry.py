@@ -58,8 +58,10 @@ def test_unknown_name_lists_registry() -> None:
 
 
 def test_reserved_tasks_raise_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"'conll2003' is a ner dataset.*comes later"):
+    with pytest.raises(ConfigError, match=r"'conll2003' is a named-entity dataset: train it with task ner"):
         load_data("conll2003")
+    with pytest.raises(ConfigError, match=r"'mr' is a textcat dataset, not tagged sentences"):
+        load_data("mr", task="ner")
     with pytest.raises(ConfigError, match=r"'squad11' is a qa dataset"):
         load_data("squad11")
 

@@ -257,8 +257,8 @@ DATASETS: dict[str, DatasetSpec] = {
         label_names={},
         cv_folds=None,
         notes=(
-            "Reserved: NER support comes later. The original IOB1 files eng.{train,testa,testb} (synalp/NER) "
-            "are in the mirror too."
+            "train / valid (testa) as dev / test (testb). The original IOB1 files eng.{train,testa,testb} "
+            "(synalp/NER) are in the mirror too and read the same (--data FILE --task ner)."
         ),
     ),
     "squad11": DatasetSpec(
@@ -365,14 +365,21 @@ def load_data(
             f"{spec!r} is neither a registered dataset nor an existing file. Use one of "
             f"{', '.join(DATASETS)}, or the path of a data file."
         )
-    options = {"format": format, "text_field": text_field, "label_field": label_field,
-               "multilabel": task == "multilabel", "label_separator": label_separator}
+    if task == "ner":  # tagged sentences: CoNLL column files
+        options = {"format": format or "conll"}
+    else:
+        options = {"format": format, "text_field": text_field, "label_field": label_field,
+                   "multilabel": task == "multilabel", "label_separator": label_separator}
     train = read_examples(path, **options)
     dev = read_examples(dev_path, **options) if dev_path is not None else None
     test = read_examples(test_path, **options) if test_path is not None else None
     files = {str(p): sha256_file(p) for p in (path, dev_path, test_path) if p is not None and Path(p).is_file()}
     if task == "regression":
         labels = ["score"]  # the targets are numbers, parsed (and checked) by the task
+    elif task == "ner":
+        labels = entity_types(train)
+        _check_types(dev or [], labels, "the training file")
+        _check_types(test or [], labels, "the training file")
     else:
         if task == "multilabel":
             labels = sorted({label for example in train for label in example.labels}, key=_label_order)
@@ -394,6 +401,8 @@ def _load_registered(
     task: str = "textcat",
 ) -> DatasetSplits:
     """Locate, verify, read and split a registered text-classification dataset (as classes, or as scores)."""
+    if spec.task == "ner" or task == "ner":
+        return _load_ner(spec, data_dir, download, task)
     if spec.task != "textcat":
         raise ConfigError(
             f"{spec.name!r} is a {spec.task} dataset; wordconv trains text classifiers only for now ({spec.task} "
@@ -439,6 +448,41 @@ def _load_registered(
     only = "" if set(spec.files) == {"all"} else f"only {', '.join(p.name for p in paths.values())} is available: "
     return _make_splits(spec.name, examples, None, None, labels, files, fold, seed, dev_fraction, only,
                         stratify=stratify)
+
+
+def entity_types(examples: Iterable[Example]) -> list[str]:
+    """The sorted entity types of tagged sentences' IOB2 tags."""
+    return sorted({tag[2:] for ex in examples for tag in (ex.tags or ()) if tag != "O"})
+
+
+def _check_types(examples: Iterable[Example], types: list[str], where: str) -> None:
+    known = set(types)
+    for ex in examples:
+        for i, tag in enumerate(ex.tags or ()):
+            if tag != "O" and tag[2:] not in known:
+                raise DataError(f"{ex.source}: word {i + 1} has entity type {tag[2:]!r}, which {where} never has "
+                                f"(its types: {', '.join(types)}); fix the tag or add that type to the training data")
+
+
+def _load_ner(spec: DatasetSpec, data_dir: str | Path | None, download: bool, task: str) -> DatasetSplits:
+    """A registered tagged corpus (CoNLL-2003): its train/dev/test files; labels = the entity types."""
+    if spec.task != "ner":
+        raise ConfigError(f"{spec.name!r} is a {spec.task} dataset, not tagged sentences; for task ner use "
+                          f"{', '.join(n for n, s in DATASETS.items() if s.task == 'ner')} or your own CoNLL file")
+    if task != "ner":
+        raise ConfigError(f"{spec.name!r} is a named-entity dataset: train it with task ner (--task ner) and "
+                          "model type tagger or pretrained")
+    mirror = resolve_data_dir(data_dir)
+    if mirror is not None and not mirror.is_dir():
+        raise DataError(f"data directory {mirror} does not exist; fix --data-dir / WORDCONV_DATA or unset it.")
+    paths = {split: _fetch(data_file, mirror, download) for split, data_file in spec.files.items()}
+    files = {str(path): spec.files[split].sha256 for split, path in paths.items()}
+    named = {split: read_examples(path, spec.format, **spec.reader_options) for split, path in paths.items()}
+    types = entity_types(named["train"])
+    for split in ("dev", "test"):
+        _check_types(named.get(split, []), types, "the training file")
+    return _make_splits(spec.name, named["train"], named.get("dev"), named["test"], types, files, None, 0, 0.1, "",
+                        stratify=False)
 
 
 def _make_splits(

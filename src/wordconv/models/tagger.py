@@ -1,0 +1,165 @@
+"""A convolutional sequence tagger (named entities): one state per word, no pooling.
+
+    words -> word vectors (B, T, E)                    lowercased words, random or pretrained (Kim's modes)
+          ++ character CNN (B, T, Fc)                  Ma & Hovy (2016): char embeddings, conv width 3, max over the word
+          ++ casing embedding (B, T, 8)                Collobert et al. (2011): lower / UPPER / Title / mixed / digit / other
+          -> dropout -> conv width k, F filters, "same" padding                      (B, T, F)
+          -> for each of `iterations`: for each dilation d in `dilations`:           (B, T, F)
+                 h = h + dropout(relu(conv_d(h)))         dilated, "same" padding, residual
+             (Strubell et al. 2017, iterated dilated CNN: the block's weights are shared across iterations)
+          -> [task head: dropout, linear -> tag scores, softmax or a linear-chain CRF]
+
+Casing matters for names and the word vectors here are lowercase (GloVe 6B), so the case of each
+word reaches the model through the character CNN (which reads the word as written) and a small
+casing embedding.  Characters are hashed into ``char_buckets`` rows (code point modulo the table
+size): no character vocabulary to save, and every script gets ids; the Latin-1 range maps one to
+one with the default 512 buckets.
+
+Batch padding: states at padding positions are zeroed after every convolution, so a word's tags
+never depend on how long its batch neighbours are.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+import torch
+from pydantic import Field, field_validator
+from torch import nn
+
+from wordconv.config import EmbeddingConfig, ModelParams
+from wordconv.models.base import Encoder, EncoderOutput, WordEmbedding
+from wordconv.models.registry import register_model
+
+# casing classes (0 = padding)
+CASES = ("pad", "lower", "upper", "title", "mixed", "digit", "other")
+
+
+@lru_cache(maxsize=1 << 16)
+def casing(word: str) -> int:
+    """The casing class of a word as written (an index into :data:`CASES`)."""
+    if any(c.isdigit() for c in word):
+        return 5
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return 6
+    if all(c.islower() for c in letters):
+        return 1
+    if all(c.isupper() for c in letters):
+        return 2 if len(letters) > 1 else 3
+    if letters[0].isupper() and all(c.islower() for c in letters[1:]):
+        return 3
+    return 4
+
+
+@lru_cache(maxsize=1 << 16)
+def char_ids(word: str, buckets: int, max_chars: int) -> tuple[int, ...]:
+    """Hashed character ids of a word (1..buckets-1; 0 is padding): the first ``max_chars // 2``
+    and last ``max_chars - max_chars // 2`` characters of a longer word."""
+    if len(word) > max_chars:
+        head = max_chars // 2
+        word = word[:head] + word[len(word) - (max_chars - head):]
+    return tuple(1 + ord(c) % (buckets - 1) for c in word) or (1,)
+
+
+class TaggerConfig(ModelParams):
+    type: Literal["tagger"] = "tagger"
+    char_dim: int = Field(30, ge=0)  # Ma & Hovy (2016): 30-d character embeddings; 0 = no character CNN
+    char_filters: int = Field(50, gt=0)  # Ma & Hovy (2016): 30 filters of width 3
+    char_width: int = Field(3, gt=0)
+    char_buckets: int = Field(512, ge=16)  # hashed character table
+    max_word_chars: int = Field(20, gt=0)  # characters read per word (head and tail of longer words)
+    case_dim: int = Field(8, ge=0)  # casing embedding; 0 = off
+    input_dropout: float = Field(0.5, ge=0.0, lt=1.0)  # on the concatenated word features (Ma & Hovy: 0.5)
+    num_filters: int = Field(300, gt=0)  # Strubell et al. (2017): 300 filters in every layer
+    kernel_size: int = Field(3, gt=0)
+    dilations: list[int] = Field(default_factory=lambda: [1, 2, 4])  # one block; receptive field 1+2*(1+1+2+4)=17
+    iterations: int = Field(1, gt=0)  # the block repeated with shared weights (ID-CNN)
+    conv_dropout: float = Field(0.15, ge=0.0, lt=1.0)  # inside the block
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)  # before the output layer
+    max_norm: float | None = Field(None, gt=0.0)
+    crf: bool = True  # a linear-chain CRF output (Viterbi decoding); False = independent softmax per word
+    tag_scheme: Literal["iob2", "bioes"] = "bioes"  # the tags the model predicts (reported in IOB2)
+
+    @field_validator("kernel_size", "char_width")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError(f"must be odd (3, 5, ...) so each window is centred on its word; got {v}")
+        return v
+
+    @field_validator("dilations")
+    @classmethod
+    def _dilations(cls, v: list[int]) -> list[int]:
+        if not v or any(d < 1 for d in v):
+            raise ValueError(f"dilations must be a non-empty list of positive integers, e.g. [1, 2, 4]; got {v}")
+        return v
+
+
+class CharCNN(nn.Module):
+    """Ma & Hovy (2016): each word's characters -> embeddings -> conv -> max over the characters."""
+
+    def __init__(self, buckets: int, dim: int, filters: int, width: int):
+        super().__init__()
+        self.embed = nn.Embedding(buckets, dim, padding_idx=0)
+        self.conv = nn.Conv1d(dim, filters, width, padding=width // 2)
+        self.output_dim = filters
+
+    def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        b, t, c = chars.shape
+        x = self.embed(chars.view(b * t, c)).transpose(1, 2)  # (BT, D, C)
+        h = self.conv(x)  # (BT, F, C)
+        h = h.masked_fill((chars.view(b * t, 1, c) == 0), float("-inf")).amax(dim=2)
+        return torch.nan_to_num(h, neginf=0.0).view(b, t, -1)  # padding words: all -inf -> 0
+
+
+class ConvTagger(Encoder):
+    """Word + character + casing features through a (dilated) convolution stack: states (B, T, F)."""
+
+    def __init__(self, params: TaggerConfig, emb: EmbeddingConfig, vocab_size: int, pad_id: int = 0):
+        super().__init__()
+        self.params = params
+        self.embedding = WordEmbedding(vocab_size, emb, pad_id)
+        width = self.embedding.dim
+        self.chars = None
+        if params.char_dim:
+            self.chars = CharCNN(params.char_buckets, params.char_dim, params.char_filters, params.char_width)
+            width += self.chars.output_dim
+        self.case = nn.Embedding(len(CASES), params.case_dim, padding_idx=0) if params.case_dim else None
+        width += params.case_dim
+        self.input_dropout = nn.Dropout(params.input_dropout)
+        k = params.kernel_size
+        self.project = nn.Conv1d(width, params.num_filters, k, padding=k // 2)
+        self.block = nn.ModuleList(
+            nn.Conv1d(params.num_filters, params.num_filters, k, padding=d * (k // 2), dilation=d)
+            for d in params.dilations)
+        self.conv_dropout = nn.Dropout(params.conv_dropout)
+        self.output_dim = params.num_filters
+        self.pad_id = pad_id
+
+    def forward(self, ids: torch.Tensor, chars: torch.Tensor | None = None, case: torch.Tensor | None = None,
+                **_) -> EncoderOutput:
+        mask = ids != self.pad_id  # (B, T)
+        feats = [self.embedding(ids)]
+        if self.chars is not None:
+            if chars is None:
+                raise ValueError("the tagger reads characters: pass chars (B, T, C)")
+            feats.append(self.chars(chars))
+        if self.case is not None:
+            if case is None:
+                raise ValueError("the tagger reads casing classes: pass case (B, T)")
+            feats.append(self.case(case))
+        x = self.input_dropout(torch.cat(feats, dim=-1)).transpose(1, 2)  # (B, W, T)
+        keep = mask[:, None, :].to(x.dtype)
+        h = torch.relu(self.project(x)) * keep
+        for _ in range(self.params.iterations):
+            for conv in self.block:
+                h = h + self.conv_dropout(torch.relu(conv(h))) * keep
+        return EncoderOutput(states=h.transpose(1, 2), mask=mask, pooled=None)
+
+
+@register_model("tagger", TaggerConfig,
+                "convolutional NER tagger: words + character CNN + casing, dilated convolutions (ID-CNN), CRF")
+def build_tagger(params: TaggerConfig, emb: EmbeddingConfig, vocab_size: int, pad_id: int = 0) -> ConvTagger:
+    return ConvTagger(params, emb, vocab_size, pad_id)
