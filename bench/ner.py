@@ -48,6 +48,8 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     # the packaged MiniLM, full fine-tuning (3 epochs, AdamW, linear schedule), softmax over IOB2 tags
     "minilm": ("pretrained", ["model.strategy=full"]),
     "minilm-lr-1e-4": ("pretrained", ["model.strategy=full", "training.lr=1e-4"]),
+    # the same with a casing embedding appended to each word's state (the MiniLM is uncased)
+    "minilm-case-lr-1e-4": ("pretrained", ["model.strategy=full", "training.lr=1e-4", "model.case_dim=16"]),
 }
 GOAL_F1 = 87.0
 GOAL_SPEED = 20.0

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import wordconv
 from wordconv.cli import app
-from wordconv.errors import ConfigError, DataError
+from wordconv.errors import ConfigError, DataError, ModelError
 from wordconv.models.tagger import casing, char_ids
 from wordconv.tasks.ner import subword_ids, tag_names
 
@@ -93,6 +93,12 @@ def test_padding_does_not_change_tags(conll):
     alone = pred.predict_tokens([short])[0].tags
     together = pred.predict_tokens([short, long], batch_size=2)[0].tags
     assert alone == together
+    with pytest.raises(DataError, match="sentence 1: expected a list of non-empty words"):
+        pred.predict_tokens([short, ["Mary", ""]])
+    with pytest.raises(DataError, match="sentence 0 has no words"):
+        pred.predict_tokens([[]])
+    with pytest.raises(ModelError, match="use predict"):
+        pred.predict_proba(["John met Mary"])
 
 
 def test_evaluate_and_cli(conll, tmp_path):
@@ -151,13 +157,15 @@ def test_subword_alignment_round_trip(tiny_ner_bert):
     assert len(ids[0]) == enc.content and first[0][enc.content:] == [-1] * (20 - enc.content)
 
 
-def test_pretrained_tagger_learns(conll, tiny_ner_bert, tmp_path):
+@pytest.mark.parametrize("case_dim", [0, 4])
+def test_pretrained_tagger_learns(conll, tiny_ner_bert, tmp_path, case_dim):
     out = tmp_path / "bert-ner"
     pred = wordconv.train(str(conll["train"]), "pretrained", out, task="ner", epochs=8, overrides=[
-        f"model.encoder={tiny_ner_bert}", "training.lr=0.003", "training.batch_size=8", "training.progress=false",
+        f"model.encoder={tiny_ner_bert}", f"model.case_dim={case_dim}", "training.lr=0.003", "training.batch_size=8", "training.progress=false",
         f"data.dev_path={conll['dev']}", f"data.test_path={conll['test']}", "training.patience=null"])
     assert pred.metrics["f1"] >= 0.85, pred.metrics
     text = "the report said Mary visited Paris ."
     before = pred.predict([text])[0].to_dict()
     assert wordconv.load(out).predict([text])[0].to_dict() == before
     assert before["tags"][3] == "B-PER"
+    assert (pred.model.case is not None) == bool(case_dim)

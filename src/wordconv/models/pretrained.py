@@ -79,6 +79,9 @@ class PretrainedParams(ModelParams):
     cnn_num_filters: int = Field(100, gt=0)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)  # on the pooled vector (BERT's classifier dropout)
     max_norm: float | None = Field(None, gt=0.0)  # max-norm of the output layer's rows; None = off
+    # task ner: a casing embedding (lower / UPPER / Title / mixed / digit / other) appended to each
+    # word's state before the tag layer; an uncased encoder (the default MiniLM) cannot see capitals
+    case_dim: int = Field(0, ge=0)
 
     _widths = field_validator("cnn_filter_widths")(classmethod(lambda cls, v: check_filter_widths(v)))
 

@@ -30,7 +30,7 @@ from wordconv.data.readers import Example
 from wordconv.errors import ConfigError, DataError
 from wordconv.evaluation.entity import entity_metrics
 from wordconv.models.crf import CRF, allowed_transitions
-from wordconv.models.tagger import casing, char_ids
+from wordconv.models.tagger import CASES, casing, char_ids
 from wordconv.tasks.base import Task, TaskData
 
 TOKEN_ENCODERS = ("tagger", "pretrained")
@@ -140,15 +140,20 @@ class TokenTagger(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(encoder.output_dim, len(tags))
-        self.crf = CRF(len(tags), *allowed_transitions(tags, scheme)) if crf else None
         self.subword = hasattr(encoder, "word_states")
+        case_dim = getattr(encoder.params, "case_dim", 0) if self.subword else 0
+        # a pretrained encoder's words can also carry their casing (the tagger has its own)
+        self.case = nn.Embedding(len(CASES), case_dim, padding_idx=0) if case_dim else None
+        self.output = nn.Linear(encoder.output_dim + case_dim, len(tags))
+        self.crf = CRF(len(tags), *allowed_transitions(tags, scheme)) if crf else None
 
     def emissions(self, ids: torch.Tensor, lengths: torch.Tensor, chars=None, case=None, first=None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
         """Tag scores (B, W, C) and the (B, W) mask of the words that are scored."""
         if self.subword:
             states, scored = self.encoder.word_states(ids, first)
+            if self.case is not None:
+                states = torch.cat([states, self.case(case).to(states.dtype)], dim=-1)
         else:
             states = self.encoder(ids, chars=chars, case=case).states
             scored = torch.arange(states.shape[1], device=ids.device)[None, :] < lengths[:, None]
@@ -245,7 +250,8 @@ class NamedEntityRecognition(Task):
         n_words = [len(w) for w in words]
         if hasattr(to_ids, "word_states"):  # a pretrained encoder: sub-tokens, each word's first piece
             ids, first = subword_ids(to_ids, words)
-            return TaggedSentences(ids, n_words, tags, first=first, pad_id=to_ids.pad_id)
+            case = [[casing(w) for w in s] for s in words] if getattr(to_ids.params, "case_dim", 0) else None
+            return TaggedSentences(ids, n_words, tags, first=first, case=case, pad_id=to_ids.pad_id)
         vocab = to_ids.vocab
         ids = [vocab.encode([self.word_key(w) for w in s]) for s in words]
         chars = [[char_ids(w, self.char_buckets, self.max_word_chars) for w in s] for s in words]
