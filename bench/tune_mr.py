@@ -95,9 +95,11 @@ def markdown(state: dict, meta: dict) -> str:
     s = state.get("search")
     lines = []
     if s:
-        default = [r["accuracy"] for r in state["default"]]
-        best = [r["accuracy"] for r in state["best"]]
-        folds = sorted(r["fold"] for r in state["default"])
+        by_fold = {name: {r["fold"]: r["accuracy"] for r in state[name]} for name in ("default", "best")}
+        default = [by_fold["default"][f] for f in sorted(by_fold["default"])]
+        best = [by_fold["best"][f] for f in sorted(by_fold["best"])]
+        folds = sorted(by_fold["default"])
+        common = sorted(set(by_fold["default"]) & set(by_fold["best"]))
         name = meta["data"].upper() if meta["data"].isalnum() else meta["data"]
         lines += [(f"Random search, {s['trials']} trials on {name} fold 0 (objective: dev accuracy), "
                    f"{s['complete']} complete / {s['pruned']} pruned, {s['wall_seconds'] / 60:.0f} min; "
@@ -105,16 +107,17 @@ def markdown(state: dict, meta: dict) -> str:
                   f"| config | {name} test accuracy, folds {folds[0]}-{folds[-1]} (mean ± std) | per fold |",
                   "| --- | --- | --- |",
                   f"| default (Kim CNN-rand) | {summary(default)} | {' '.join(f'{a:.1f}' for a in default)} |",
-                  (f"| best of the search (trial {s['best_trial']}, dev {s['best_value'] * 100:.2f}) | "
-                   f"{summary(best)} | {' '.join(f'{a:.1f}' for a in best)} |"), ""]
-        if len(best) == len(default) and len(default) > 1:
-            gains = [b - d for b, d in zip(best, default)]
+                  (f"| best of the search (trial {s['best_trial']}, dev {s['best_value'] * 100:.2f}), folds "
+                   f"{common[0]}-{common[-1]} | {summary(best)} | {' '.join(f'{a:.1f}' for a in best)} |"), ""]
+        if len(common) > 1 and len(default) > 1:
+            gains = [by_fold["best"][f] - by_fold["default"][f] for f in common]
             gain, sd = statistics.mean(gains), statistics.stdev(default)
             verdict = ("beats the default by more than the fold-to-fold std" if gain > sd else
                        "does NOT beat the default by more than the fold-to-fold std")
-            lines += [(f"Gain of the best config: {gain:+.2f} points (paired, std {statistics.stdev(gains):.2f}) "
-                       f"vs the default's fold-to-fold std {sd:.2f}: the searched config {verdict}. "
-                       "Caveat: the search chose on fold 0's dev set, which lies in other folds' test parts."), ""]
+            lines += [(f"Gain of the best config on folds {common[0]}-{common[-1]}: {gain:+.2f} points (paired, std "
+                       f"{statistics.stdev(gains):.2f}) vs the default's fold-to-fold std {sd:.2f} (folds "
+                       f"{folds[0]}-{folds[-1]}): the searched config {verdict}. Caveat: the search chose on fold "
+                       "0's dev set, which lies in other folds' test parts."), ""]
         params = ", ".join(f"`{k}={v:.4g}`" if isinstance(v, float) else f"`{k}={json.dumps(v)}`"
                            for k, v in s["best_params"].items())
         lines += [f"Best parameters: {params}.", ""]
