@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import wordconv
@@ -169,3 +170,19 @@ def test_pretrained_tagger_learns(conll, tiny_ner_bert, tmp_path, case_dim):
     assert wordconv.load(out).predict([text])[0].to_dict() == before
     assert before["tags"][3] == "B-PER"
     assert (pred.model.case is not None) == bool(case_dim)
+
+
+def test_word_dropout_only_while_training():
+    from wordconv.config import EmbeddingConfig
+    from wordconv.models.tagger import ConvTagger, TaggerConfig
+
+    torch.manual_seed(0)
+    enc = ConvTagger(TaggerConfig(word_dropout=0.5, input_dropout=0.0, conv_dropout=0.0, num_filters=8, char_dim=0,
+                                  case_dim=0), EmbeddingConfig(dim=4), vocab_size=20)
+    ids = torch.randint(2, 20, (4, 9))
+    enc.eval()
+    assert torch.equal(enc(ids).states, enc(ids).states)
+    enc.train()
+    assert not torch.equal(enc(ids).states, enc(ids).states)
+    with pytest.raises(ValueError, match="word_dropout"):
+        TaggerConfig(word_dropout=1.0)

@@ -29,6 +29,7 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from wordconv.config import EmbeddingConfig, ModelParams
+from wordconv.data.vocab import Vocab
 from wordconv.models.base import Encoder, EncoderOutput, WordEmbedding
 from wordconv.models.registry import register_model
 
@@ -72,6 +73,9 @@ class TaggerConfig(ModelParams):
     max_word_chars: int = Field(20, gt=0)  # characters read per word (head and tail of longer words)
     case_dim: int = Field(8, ge=0)  # casing embedding; 0 = off
     input_dropout: float = Field(0.5, ge=0.0, lt=1.0)  # on the concatenated word features (Ma & Hovy: 0.5)
+    # training only: each word is replaced by UNK with this probability, so the tagger learns to tag
+    # unseen words (most test names) from their characters and context (cf. Lample et al. 2016)
+    word_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     num_filters: int = Field(300, gt=0)  # Strubell et al. (2017): 300 filters in every layer
     kernel_size: int = Field(3, gt=0)
     dilations: list[int] = Field(default_factory=lambda: [1, 2, 4])  # one block; receptive field 1+2*(1+1+2+4)=17
@@ -141,7 +145,11 @@ class ConvTagger(Encoder):
     def forward(self, ids: torch.Tensor, chars: torch.Tensor | None = None, case: torch.Tensor | None = None,
                 **_) -> EncoderOutput:
         mask = ids != self.pad_id  # (B, T)
-        feats = [self.embedding(ids)]
+        words = ids
+        if self.training and self.params.word_dropout > 0:
+            drop = (torch.rand(ids.shape, device=ids.device) < self.params.word_dropout) & mask
+            words = ids.masked_fill(drop, Vocab.unk_id)
+        feats = [self.embedding(words)]
         if self.chars is not None:
             if chars is None:
                 raise ValueError("the tagger reads characters: pass chars (B, T, C)")
