@@ -118,8 +118,10 @@ class Predictor:
         """Probabilities ``(N, C)`` in input order; columns follow ``self.labels``.
 
         A text classifier's rows sum to 1; a multi-label classifier gives each label's own probability."""
-        if self.task in ("regression", "ner"):
-            raise ModelError(f"a {self.task} model does not give one probability row per text: use predict()")
+        if self.task == "regression":
+            raise ModelError("a regression model predicts values, not probabilities: use predict() or predict_values()")
+        if self.task == "ner":
+            raise ModelError("a tagger (task ner) gives tags per word, not one probability row per text: use predict()")
         texts = self._validate(texts)
         if not texts:
             return torch.empty(0, len(self.labels))

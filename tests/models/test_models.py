@@ -11,7 +11,7 @@ from wordconv.pipeline import build_model
 LABELS = ["neg", "pos", "other"]
 
 
-@pytest.fixture(params=model_names())
+@pytest.fixture(params=model_names("textcat"))
 def model_type(request):
     return request.param
 
@@ -42,6 +42,8 @@ def small_config(model_type, **params):
 
 def test_registry_has_the_issue_models():
     assert {"textcnn", "stacked", "dpcnn", "cnn-attention", "fasttext"} <= set(model_names())
+    assert model_names("ner") == ["pretrained", "tagger"]
+    assert "tagger" not in model_names("textcat") and "pretrained" in model_names("textcat")
 
 
 # every architecture and every pooling / activation / depth option that changes how padding is handled

@@ -368,7 +368,8 @@ class PretrainedEncoder(Encoder):
 
 
 @register_model("pretrained", PretrainedParams,
-                "a local Hugging Face encoder (default: packaged MiniLM-L6) or decoder (GPT-2), fine-tuned")
+                "a local Hugging Face encoder (default: packaged MiniLM-L6) or decoder (GPT-2), fine-tuned",
+                tasks=("textcat", "multilabel", "regression", "ner"))
 def build_pretrained(params: PretrainedParams, emb: EmbeddingConfig, vocab_size: int, pad_id: int = 0,
                      source_dir: Path | None = None) -> PretrainedEncoder:
     if emb.mode != "rand":

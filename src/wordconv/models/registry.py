@@ -23,16 +23,18 @@ class ModelEntry:
     # model's encoder/ folder, for architectures that keep files besides the weights (pretrained)
     build: Callable
     description: str
+    tasks: tuple[str, ...] = ("textcat", "multilabel", "regression")  # the tasks the encoder can serve
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, config_class: type, description: str):
-    """Decorator registering an encoder builder under ``name``."""
+def register_model(name: str, config_class: type, description: str, tasks: tuple[str, ...] | None = None):
+    """Decorator registering an encoder builder under ``name`` (``tasks``: default, the text tasks)."""
 
     def deco(build):
-        _REGISTRY[name] = ModelEntry(name, config_class, build, description)
+        extra = {"tasks": tasks} if tasks is not None else {}
+        _REGISTRY[name] = ModelEntry(name, config_class, build, description, **extra)
         return build
 
     return deco
@@ -43,9 +45,10 @@ def _load_builtin() -> None:
     from wordconv.models import attention, dpcnn, fasttext, pretrained, stacked, tagger, textcnn  # noqa: F401
 
 
-def model_names() -> list[str]:
+def model_names(task: str | None = None) -> list[str]:
+    """Registered model types; with ``task``, only those that can serve it (``tagger``: ner only)."""
     _load_builtin()
-    return sorted(_REGISTRY)
+    return sorted(name for name, entry in _REGISTRY.items() if task is None or task in entry.tasks)
 
 
 def get_model(name: str) -> ModelEntry:

@@ -168,6 +168,7 @@ class ConvTagger(Encoder):
 
 
 @register_model("tagger", TaggerConfig,
-                "convolutional NER tagger: words + character CNN + casing, dilated convolutions (ID-CNN), CRF")
+                "convolutional NER tagger: words + character CNN + casing, dilated convolutions (ID-CNN), CRF",
+                tasks=("ner",))
 def build_tagger(params: TaggerConfig, emb: EmbeddingConfig, vocab_size: int, pad_id: int = 0) -> ConvTagger:
     return ConvTagger(params, emb, vocab_size, pad_id)
