@@ -192,13 +192,11 @@ class Config(Section):
             if t.label_smoothing:
                 problems.append(f"training.label_smoothing applies to task textcat only (task is {self.task!r}); "
                                 "set it to 0")
-        token_models = ("tagger", "pretrained")
-        if self.task == "ner" and self.model.type not in token_models:
-            problems.append(f"model.type: task ner needs one state per word; {self.model.type!r} pools the text. "
-                            f"Use {' or '.join(token_models)}")
-        if self.task != "ner" and self.model.type == "tagger":
-            problems.append(f"model.type: tagger is a sequence tagger for task ner (task is {self.task!r}); "
-                            "set task=ner or pick a text model such as textcnn")
+        from wordconv.models.registry import get_model, model_names
+
+        if self.task not in get_model(self.model.type).tasks:
+            problems.append(f"model.type: {self.model.type!r} does not serve task {self.task!r}; models that do: "
+                            f"{', '.join(model_names(self.task))}")
         if self.task != "multilabel" and self.data.label_separator != ",":
             problems.append(f"data.label_separator applies to task multilabel only (task is {self.task!r}); "
                             "set task=multilabel or remove it")

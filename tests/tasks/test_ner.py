@@ -126,9 +126,9 @@ def test_unknown_type_at_evaluation_names_line(conll, tmp_path):
 
 
 def test_config_errors(conll):
-    with pytest.raises(ConfigError, match="task ner needs one state per word"):
+    with pytest.raises(ConfigError, match="'textcnn' does not serve task 'ner'; models that do: pretrained, tagger"):
         wordconv.train(str(conll["train"]), "textcnn", task="ner", overrides=TAGGER[:1])
-    with pytest.raises(ConfigError, match="tagger is a sequence tagger"):
+    with pytest.raises(ConfigError, match="'tagger' does not serve task 'textcat'"):
         wordconv.train(str(conll["train"]), "tagger", overrides=["training.progress=false"])
 
 

@@ -102,6 +102,15 @@ class Task(ABC):
     def evaluate(self, model: nn.Module, data: TaskData, batch_size: int) -> tuple[dict, list]:
         """(metrics incl. ``loss``, predictions in example order)."""
 
+    def before_training(self, model: nn.Module, train: TaskData) -> None:
+        """Fit what the head takes from the training targets (e.g. their scale); default: nothing."""
+
+    def after_training(self, model: nn.Module, dev: TaskData | None, batch_size: int) -> dict:
+        """Adjust the trained model (best weights restored) on dev, e.g. decision thresholds.
+
+        Returns notes for ``meta.json`` (empty: nothing done, the default)."""
+        return {}
+
 
 class PooledTask(Task):
     """A task with one target per text, read from the encoder's pooled vector."""
@@ -130,12 +139,3 @@ class PooledTask(Task):
         ids = to_ids.encode_many([ex.text for ex in examples])
         labels = self.targets(examples, split) if with_labels else None
         return EncodedTexts(ids, labels, min_length, to_ids.pad_id)
-
-    def before_training(self, model: nn.Module, train: EncodedTexts) -> None:
-        """Fit what the head takes from the training targets (e.g. their scale); default: nothing."""
-
-    def after_training(self, model: nn.Module, dev: EncodedTexts | None, batch_size: int) -> dict:
-        """Adjust the trained model (best weights restored) on dev, e.g. decision thresholds.
-
-        Returns notes for ``meta.json`` (empty: nothing done, the default)."""
-        return {}

@@ -30,11 +30,8 @@ from wordconv.data.readers import Example
 from wordconv.errors import ConfigError, DataError
 from wordconv.evaluation.entity import entity_metrics
 from wordconv.models.crf import CRF, allowed_transitions
-from wordconv.models.tagger import CASES, casing, char_ids
+from wordconv.models.tagger import CASES, ConvTagger, casing, char_ids
 from wordconv.tasks.base import Task, TaskData
-
-TOKEN_ENCODERS = ("tagger", "pretrained")
-
 
 def tag_names(types: Sequence[str], scheme: str) -> list[str]:
     """The tag set of ``types`` under ``scheme``: O first, then each type's prefixes."""
@@ -79,8 +76,7 @@ class TaggedSentences(TaskData):
                  first: list[list[int]] | None = None, pad_id: int = 0):
         self.ids = [np.asarray(x, dtype=np.int64) for x in ids]
         self.n_words = n_words
-        self.tags = tags
-        self._tags = [np.asarray(x, dtype=np.int64) for x in tags] if tags is not None else None
+        self.tags = [np.asarray(x, dtype=np.int64) for x in tags] if tags is not None else None
         self.chars = None
         if chars is not None:  # (words, longest word) per sentence, 0-padded
             self.chars = []
@@ -125,8 +121,8 @@ class TaggedSentences(TaskData):
                 batch["case"] = self._stack([self.case[i] for i in idx], w, 0)
             if self.first is not None:
                 batch["first"] = self._stack([self.first[i] for i in idx], w, -1)
-            if self._tags is not None:
-                batch["tags"] = self._stack([self._tags[i] for i in idx], w, 0)
+            if self.tags is not None:
+                batch["tags"] = self._stack([self.tags[i] for i in idx], w, 0)
             if self.device is not None and self.device.type != "cpu":
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             batch["index"] = torch.tensor(idx)
@@ -211,11 +207,9 @@ class NamedEntityRecognition(Task):
         self.char_buckets, self.max_word_chars = char_buckets, max_word_chars
 
     def check_encoder(self, encoder: nn.Module) -> None:
-        if not (hasattr(encoder, "word_states") or getattr(encoder, "params", None) is not None
-                and getattr(encoder.params, "type", None) == "tagger"):
-            raise ConfigError(f"task ner needs an encoder with one state per word; model type "
-                              f"{type(encoder).__name__} pools the text. Use model.type "
-                              f"{' or '.join(TOKEN_ENCODERS)}")
+        if not isinstance(encoder, ConvTagger) and not hasattr(encoder, "word_states"):
+            raise ConfigError(f"task ner needs one state per word; {type(encoder).__name__} pools the text: use "
+                              "model.type tagger or pretrained")
 
     def build_model(self, encoder: nn.Module) -> TokenTagger:
         self.check_encoder(encoder)
@@ -313,12 +307,6 @@ class NamedEntityRecognition(Task):
         if len(tokens) != len(tags):
             raise DataError(f"{source}: {len(tokens)} tokens but {len(tags)} tags")
         return Example(" ".join(tokens), None, source, tokens=tuple(tokens), tags=tuple(tags))
-
-    def before_training(self, model: nn.Module, train: TaskData) -> None:
-        return None
-
-    def after_training(self, model: nn.Module, dev: TaskData | None, batch_size: int) -> dict:
-        return {}
 
 
 def _joined_offsets(words: Sequence[str]) -> list[tuple[int, int]]:
