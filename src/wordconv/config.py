@@ -111,7 +111,7 @@ class TrainingConfig(Section):
     progress: bool = True  # rich progress bar
 
 
-TASKS = ("textcat", "multilabel", "regression", "ner")
+TASKS = ("textcat", "multilabel", "regression", "ner", "qa")
 
 # dev metrics a task can select the best epoch by (lower is better for loss, mse, mae, rmse and
 # hamming_loss: wordconv.evaluation.metrics.lower_is_better)
@@ -123,6 +123,8 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "regression": ("mse", "mae", "rmse", "pearson", "spearman", "loss", "accuracy"),
     # entity-level (conlleval: exact span and type), micro-averaged over the types
     "ner": ("f1", "precision", "recall", "token_accuracy", "loss"),
+    # the official SQuAD v1.1 measures: token F1 and exact match of the normalised answer, best gold answer
+    "qa": ("f1", "exact_match", "loss"),
 }
 DEFAULT_METRIC = {
     "textcat": "accuracy",
@@ -133,6 +135,7 @@ DEFAULT_METRIC = {
     # they could keep an epoch whose scores are all off by a constant
     "regression": "mse",
     "ner": "f1",
+    "qa": "f1",
 }
 
 
@@ -147,16 +150,29 @@ class ModelParams(Section):
     type: str
 
 
+class QAConfig(Section):
+    """Task qa (extractive question answering): how questions are read and answers decoded."""
+
+    max_answer_tokens: int = Field(30, gt=0)  # the longest answer considered, in the reader's tokens
+    n_best: int = Field(20, gt=0)  # start and end candidates kept per window before pairing them
+    max_question_tokens: int = Field(64, gt=0)  # longer questions are cut (their first tokens kept)
+    # pretrained reader: a paragraph longer than a window is read in windows sharing this many sub-tokens
+    # (at most half a window's paragraph part)
+    doc_stride: int = Field(128, gt=0)
+
+
 class Config(Section):
     # textcat: one label per text (softmax); multilabel: any subset of the labels (sigmoid, per-label
     # thresholds tuned on dev); regression: a number per text (e.g. a sentiment intensity);
-    # ner: one tag per word of a tokenized sentence (named entities, CoNLL files)
-    task: Literal["textcat", "multilabel", "regression", "ner"] = "textcat"
+    # ner: one tag per word of a tokenized sentence (named entities, CoNLL files); qa: the answer to a
+    # question as a span of a given paragraph (SQuAD)
+    task: Literal["textcat", "multilabel", "regression", "ner", "qa"] = "textcat"
     data: DataConfig = DataConfig()
     preprocessing: PreprocessConfig = PreprocessConfig()
     embeddings: EmbeddingConfig = EmbeddingConfig()
     model: SerializeAsAny[ModelParams] = Field(default_factory=lambda: _model_params({"type": "textcnn"}))
     training: TrainingConfig = TrainingConfig()
+    qa: QAConfig = QAConfig()
 
     @model_validator(mode="after")
     def _model_training_defaults(self) -> "Config":
@@ -200,6 +216,8 @@ class Config(Section):
         if self.task != "multilabel" and self.data.label_separator != ",":
             problems.append(f"data.label_separator applies to task multilabel only (task is {self.task!r}); "
                             "set task=multilabel or remove it")
+        if self.task != "qa" and self.qa != QAConfig():
+            problems.append(f"the qa section applies to task qa only (task is {self.task!r}); set task=qa or remove it")
         if problems:
             raise ValueError("\n  ".join(problems))
         return self

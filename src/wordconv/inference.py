@@ -101,8 +101,13 @@ class Predictor:
 
     @property
     def task(self) -> str:
-        """``textcat``, ``multilabel``, ``regression`` or ``ner``."""
+        """``textcat``, ``multilabel``, ``regression``, ``ner`` or ``qa``."""
         return self.config.task
+
+    def _not_qa(self, method: str) -> None:
+        if self.task == "qa":
+            raise ModelError(f"a question-answering model (task qa) reads a question and a context: use "
+                             f"answer(question, context), not {method}()")
 
     def _encode(self, texts: list[str]):
         data = self._task.encode([Example(t) for t in texts], self._to_ids, self.model.encoder.min_length, "input",
@@ -118,6 +123,7 @@ class Predictor:
         """Probabilities ``(N, C)`` in input order; columns follow ``self.labels``.
 
         A text classifier's rows sum to 1; a multi-label classifier gives each label's own probability."""
+        self._not_qa("predict_proba")
         if self.task == "regression":
             raise ModelError("a regression model predicts values, not probabilities: use predict() or predict_values()")
         if self.task == "ner":
@@ -145,6 +151,7 @@ class Predictor:
     def embed(self, texts: Sequence[str] | str, batch_size: int = 256) -> torch.Tensor:
         """The model's pooled representation of each text, ``(N, H)`` in input order: the vector
         its output layer reads (for search, clustering, or as features for another model)."""
+        self._not_qa("embed")
         if self.task == "ner":
             raise ModelError("a tagger (task ner) has no pooled text vector: use predict()")
         texts = self._validate(texts)
@@ -163,6 +170,7 @@ class Predictor:
         :class:`MultiLabelPrediction`, a :class:`RegressionPrediction` or, for a tagger (task ner), a
         :class:`~wordconv.tasks.ner.NERPrediction` (entities with type, score and character offsets).
         ``top_k``: textcat only."""
+        self._not_qa("predict")
         texts = self._validate(texts)
         if not texts:
             return []
@@ -174,6 +182,31 @@ class Predictor:
                              [[(tok.start, tok.end) for tok in ts] for ts in tokens], batch_size)
         with self._autocast():
             return self._task.predict(self.model, self._encode(texts), batch_size, top_k=top_k)
+
+    def answer(self, questions: Sequence[str] | str, contexts: Sequence[str] | str, batch_size: int = 64) -> list:
+        """A reader's (task qa) answers: one :class:`~wordconv.tasks.qa.QAPrediction` per question (answer
+        text, score, character span of its context), in input order.  One context may serve every question.
+
+        >>> reader.answer("Who wrote it?", "The book was written by Ann Lee in 1990.")  # doctest: +SKIP
+        [QAPrediction(answer='Ann Lee', score=0.93, start=24, end=31, span_score=14.2)]"""
+        if self.task != "qa":
+            raise ModelError(f"answer() is for question-answering models (task qa); this one is {self.task}: "
+                             "use predict()")
+        questions = self._validate([questions] if isinstance(questions, str) else questions)
+        contexts = self._validate([contexts] if isinstance(contexts, str) else contexts)
+        if len(contexts) == 1 and len(questions) > 1:
+            contexts = contexts * len(questions)
+        if len(contexts) != len(questions):
+            raise DataError(f"{len(questions)} questions but {len(contexts)} contexts: give one context per "
+                            "question, or one for all")
+        if not questions:
+            return []
+        examples = [Example(c, None, f"question {i}", question=q) for i, (q, c) in enumerate(zip(questions, contexts))]
+        data = self._task.encode(examples, self._to_ids, self.model.encoder.min_length, "input", with_labels=False)
+        data.device = self._device
+        with self._autocast():
+            preds, _ = self._task.decode_all(self.model, data, batch_size)
+        return preds
 
     def predict_tokens(self, sentences: Sequence[Sequence[str]], batch_size: int = 256) -> list:
         """A tagger's predictions for already tokenized sentences (lists of words), as in a CoNLL file;

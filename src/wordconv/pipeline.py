@@ -45,6 +45,16 @@ def make_task(config: Config, labels: list[str], class_weights: list[float] | No
                                       dropout=m.dropout, lowercase=config.preprocessing.lowercase,
                                       char_buckets=getattr(m, "char_buckets", 512),
                                       max_word_chars=getattr(m, "max_word_chars", 20))
+    if config.task == "qa":
+        from wordconv.tasks.qa import QuestionAnswering
+
+        m, q = config.model, config.qa
+        return QuestionAnswering(max_answer_tokens=q.max_answer_tokens, n_best=q.n_best,
+                                 max_question_tokens=q.max_question_tokens, doc_stride=q.doc_stride,
+                                 lowercase=config.preprocessing.lowercase, tokenizer=config.preprocessing.tokenizer,
+                                 char_buckets=getattr(m, "char_buckets", 512),
+                                 max_word_chars=getattr(m, "max_word_chars", 16),
+                                 max_context_tokens=getattr(m, "max_context_tokens", 400))
     head = {"dropout": config.model.dropout, "max_norm": config.model.max_norm}
     if config.task == "multilabel":
         return MultiLabelClassification(labels, separator=config.data.label_separator, **head)
@@ -126,11 +136,16 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
     t0 = time.perf_counter()
     subword = is_subword(config)
     ner = config.task == "ner"
+    qa = config.task == "qa"
     if subword:  # the encoder's own tokenizer; the word vocabulary stays empty (specials only)
         train_tokens, vocab = None, Vocab.build([])
     elif ner:  # tokenized sentences: the words as given (lowercased as configured)
         lower = config.preprocessing.lowercase
         train_tokens = [[w.lower() if lower else w for w in ex.tokens or ()] for ex in splits.train]
+        vocab = Vocab.build(train_tokens, min_freq=config.preprocessing.min_freq,
+                            max_size=config.preprocessing.max_vocab)
+    elif qa:  # the words of the paragraphs and questions, offsets kept (no cleaning that moves characters)
+        train_tokens = make_task(config, splits.labels).vocabulary_tokens(splits.train)
         vocab = Vocab.build(train_tokens, min_freq=config.preprocessing.min_freq,
                             max_size=config.preprocessing.max_vocab)
     else:
@@ -142,7 +157,7 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
     if config.embeddings.mode != "rand":
         config, vocab, vectors, vectors_meta = attach_vectors(config, vocab, console)
     task = make_task(config, splits.labels)
-    train_labels = None if ner else task.targets(splits.train, "train")
+    train_labels = None if ner or qa else task.targets(splits.train, "train")
     weights = config.training.class_weights  # textcat only (the config refuses it for other tasks)
     if weights == "balanced":
         weights = task.balanced_weights(train_labels, len(splits.labels))
@@ -153,7 +168,13 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
         model.encoder.embedding.load_pretrained(vectors)
     min_len = model.encoder.min_length
     to_ids = text_ids(model.encoder, pre, vocab)
-    if ner:
+    if qa:
+        train = task.encode(splits.train, to_ids, min_len, "train")
+        truncated = task.skipped
+        limit = ("what the reader reads (model.max_context_tokens words of a paragraph): their answers lie past "
+                 "it and they are left out of training" if not subword else
+                 "a window can hold: left out of training")
+    elif ner:
         train = task.encode(splits.train, to_ids, min_len, "train")
         truncated = getattr(model.encoder, "truncated", 0)
         limit = (f"model.max_length={getattr(model.encoder, 'max_length', None)} sub-tokens: their last words are "
@@ -175,6 +196,7 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
     prep_seconds = time.perf_counter() - t0
     if config.training.progress:
         what = ("regression" if config.task == "regression" else
+                "questions on paragraphs (extractive QA)" if qa else
                 f"entity types {', '.join(splits.labels)} ({task.scheme} tags"
                 f"{', CRF' if task.crf else ''})" if ner else f"{len(splits.labels)} labels")
         if config.task == "multilabel":
@@ -374,6 +396,13 @@ def evaluate(model_dir: str | Path, data: str | None = None, *, split: str = "te
     art = load_artifact(model_dir)
     if data is not None and Path(data).exists():  # a user's labelled file: all of it is evaluated
         d = art.config.data
+        if art.config.task == "qa":
+            from wordconv.data.squad import read_qa_file
+
+            examples = read_qa_file(data)
+            metrics, _ = evaluate_examples(art, examples, str(data))
+            metrics["data"] = str(data)
+            return metrics
         if art.config.task == "ner":
             examples = read_examples(data, reader.get("format") or "conll")
             metrics, _ = evaluate_examples(art, examples, str(data))

@@ -48,6 +48,10 @@ class Example:
 
     A tagged sentence (task ``ner``, read from a CoNLL file) has its words in ``tokens``, one tag per word in
     ``tags`` (IOB2 after reading; ``None`` when unlabelled) and ``text`` = the words joined by single spaces.
+
+    A question (task ``qa``, read from SQuAD-format JSON) has the paragraph in ``text``, the question in
+    ``question``, its gold answers in ``answers`` as (answer text, character start in ``text``) pairs (none
+    when unlabelled), the question's id in ``qid`` and the article's title in ``title``.
     """
 
     text: str
@@ -56,6 +60,10 @@ class Example:
     labels: tuple[str, ...] | None = None
     tokens: tuple[str, ...] | None = None
     tags: tuple[str, ...] | None = None
+    question: str | None = None
+    answers: tuple[tuple[str, int], ...] | None = None
+    qid: str | None = None
+    title: str | None = None
 
 
 def detect_format(path: str | Path) -> str:
@@ -200,6 +208,23 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
         yield number, line.removesuffix("\r")
 
 
+def json_objects(text: str, path: str | Path, example: str = '{"text": "..."}') -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSON-lines file; DataError naming ``path:line`` for a
+    line that is not valid JSON or not an object (``example``: what a line should look like)."""
+    for number, line in _lines(text):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{number}: malformed JSON ({err.msg} at column {err.colno}); each line must be "
+                            f"one JSON object such as {example}: fix the line") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{number}: a JSON {type(record).__name__}, not an object; each line must be one "
+                            f"JSON object such as {example}: fix the line")
+        yield number, record
+
+
 def _parse_labelfirst(text: str, path: Path, require_labels: bool) -> list[Example]:
     """``<label> <text>`` lines; with ``require_labels=False`` each whole line is an unlabelled text."""
     examples = []
@@ -226,19 +251,8 @@ def _parse_jsonl(
     """One JSON object per line with the text under ``text_field`` and the label under ``label_field``
     (with ``multilabel``, also a list of labels, or an empty string: no labels)."""
     examples = []
-    for number, line in _lines(text):
-        if not line.strip():
-            continue
+    for number, record in json_objects(text, path, f'{{"{text_field}": "...", "{label_field}": "..."}}'):
         source = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(
-                f"{source}: malformed JSON ({err.msg} at column {err.colno}). Each line must be one JSON object; "
-                f"fix the line."
-            ) from None
-        if not isinstance(record, dict):
-            raise DataError(f"{source}: expected a JSON object per line, got {type(record).__name__}.")
         text_value = _json_value(record, text_field, source, required=True)
         if multilabel and isinstance(record.get(label_field), list):
             examples.append(Example(text_value, None, source, _json_labels(record[label_field], label_field, source)))

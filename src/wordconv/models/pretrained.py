@@ -324,6 +324,13 @@ class PretrainedEncoder(Encoder):
         pos = (first.clamp(min=0) + p)[:, :, None].expand(-1, -1, states.shape[-1])
         return states.gather(1, pos), first >= 0
 
+    def pair_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Span tasks (QA): the states (N, L, H) of ready-made model inputs (question and paragraph
+        window with the tokenizer's own special tokens, as built by ``wordconv.tasks.qa``)."""
+        extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+
     def _encode_states(self, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
         lengths = (content != PAD).sum(1)
         x, mask = self._with_specials(content, lengths)
@@ -369,7 +376,7 @@ class PretrainedEncoder(Encoder):
 
 @register_model("pretrained", PretrainedParams,
                 "a local Hugging Face encoder (default: packaged MiniLM-L6) or decoder (GPT-2), fine-tuned",
-                tasks=("textcat", "multilabel", "regression", "ner"))
+                tasks=("textcat", "multilabel", "regression", "ner", "qa"))
 def build_pretrained(params: PretrainedParams, emb: EmbeddingConfig, vocab_size: int, pad_id: int = 0,
                      source_dir: Path | None = None) -> PretrainedEncoder:
     if emb.mode != "rand":

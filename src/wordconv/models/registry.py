@@ -42,7 +42,7 @@ def register_model(name: str, config_class: type, description: str, tasks: tuple
 
 def _load_builtin() -> None:
     # importing the modules runs their @register_model decorators
-    from wordconv.models import attention, dpcnn, fasttext, pretrained, stacked, tagger, textcnn  # noqa: F401
+    from wordconv.models import attention, dpcnn, fasttext, pretrained, qanet, stacked, tagger, textcnn  # noqa: F401
 
 
 def model_names(task: str | None = None) -> list[str]:
