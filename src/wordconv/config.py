@@ -139,6 +139,10 @@ DEFAULT_METRIC = {
 }
 
 
+# the model a task gets when the config names none (textcat, multilabel, regression: textcnn)
+TASK_DEFAULT_MODEL = {"ner": "tagger", "qa": "qanet"}
+
+
 def selection_metric(task: str, training: TrainingConfig) -> str:
     """The dev metric that picks the best epoch: ``training.metric`` or the task's default."""
     return training.metric or DEFAULT_METRIC[task]
@@ -254,6 +258,9 @@ def build_config(data: dict | None = None, overrides: list[str] | dict[str, Any]
     data = json.loads(json.dumps(data or {}))  # deep copy, plain types only
     for key, value in _parse_overrides(overrides).items():
         set_dotted(data, key, value)
+    model = data.get("model")
+    if data.get("task") in TASK_DEFAULT_MODEL and (model is None or (isinstance(model, dict) and "type" not in model)):
+        data.setdefault("model", {})["type"] = TASK_DEFAULT_MODEL[data["task"]]  # textcnn serves neither
     try:
         return Config.model_validate(data)
     except ValidationError as err:

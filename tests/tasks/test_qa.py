@@ -213,3 +213,12 @@ def test_convolutional_reader_learns_and_round_trips(qa_files, tmp_path):
     assert all(x.answer == c[x.start:x.end] for (_, c), x in zip(qs, a))
     # unseen paragraphs of the same kind: the reader generalises, not only memorises
     assert wordconv.evaluate(out, str(qa_files["test"]))["f1"] >= 75.0  # 91.7 when written
+
+
+def test_task_qa_defaults_to_the_convolutional_reader():
+    from wordconv.pipeline import resolve_config
+
+    assert resolve_config(None, [], task="qa").model.type == "qanet"
+    assert resolve_config(None, ["task=ner"]).model.type == "tagger"
+    assert resolve_config(None, [], task="qa", model="pretrained").model.type == "pretrained"
+    assert resolve_config(None, []).model.type == "textcnn"
