@@ -122,6 +122,7 @@ def predict(
     top_k: Annotated[int, typer.Option("--top-k", help="how many labels to list per text")] = 1,
     question: Annotated[Optional[list[str]], typer.Option("--question", "-q", help="qa: a question (repeatable)")] = None,
     context: Annotated[Optional[str], typer.Option("--context", "-c", help="qa: the paragraph that holds the answer")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="text classifiers: add which words and n-grams drove each prediction")] = False,
 ) -> None:
     """Print one JSON line per text: label, score, probabilities, top-k (multi-label: labels and
     probabilities; regression: value; ner: entities with type, text, score and character offsets;
@@ -142,8 +143,13 @@ def predict(
             items += [ex.text for ex in read_examples(input, text_field=text_field, require_labels=False)]
         if not items:
             raise WordconvError("nothing to predict: give texts as arguments or --input FILE")
-        for text, pred in zip(items, predictor.predict(items, top_k=top_k)):
-            sys.stdout.write(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False) + "\n")
+        preds = predictor.predict(items, top_k=top_k)
+        reasons = predictor.explain(items) if explain else [None] * len(items)
+        for text, pred, why in zip(items, preds, reasons):
+            row = {"text": text, **pred.to_dict()}
+            if why is not None:
+                row["explanation"] = why.to_dict()
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _answer(predictor, questions: list[str], context: str | None, input: Path | None, texts) -> None:
@@ -288,7 +294,10 @@ def models() -> None:
 
 def _mount_subcommands() -> None:
     from wordconv.embeddings.cli import app as embeddings_app
+    from wordconv.explain import explain_command
     from wordconv.tuning.cli import tune
+
+    app.command("explain")(explain_command)
 
     app.add_typer(embeddings_app, name="embeddings", help="Word vectors: train word2vec, list known sets, neighbours.")
     app.command("tune")(tune)

@@ -208,6 +208,15 @@ class Predictor:
             preds, _ = self._task.decode_all(self.model, data, batch_size)
         return preds
 
+    def explain(self, texts: Sequence[str] | str, **options) -> list:
+        """Which words and n-grams made a text classifier decide: one
+        :class:`~wordconv.explain.Explanation` per text (exact per-filter attribution for the TextCNN,
+        integrated gradients otherwise).  ``options``: ``label``, ``top_k``, ``method``, ``steps``
+        (see :func:`wordconv.explain.explain`)."""
+        from wordconv.explain import explain
+
+        return explain(self, texts, **options)
+
     def predict_tokens(self, sentences: Sequence[Sequence[str]], batch_size: int = 256) -> list:
         """A tagger's predictions for already tokenized sentences (lists of words), as in a CoNLL file;
         entity offsets index the words joined by single spaces."""

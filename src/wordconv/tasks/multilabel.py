@@ -118,7 +118,7 @@ class MultiLabelClassification(PooledTask):
     def evaluate(self, model: MultiLabelClassifier, data: EncodedTexts, batch_size: int
                  ) -> tuple[dict, list[list[int]]]:
         probs, loss = self.predict_proba(model, data, batch_size)
-        decided = probs >= model.thresholds  # (N, C)
+        decided = probs >= model.thresholds.cpu()  # (N, C); probs are on the CPU, the model may be on a GPU
         metrics = multilabel_metrics(data.labels, decided.numpy(), self.labels, model.thresholds.tolist())
         metrics["loss"] = loss
         return metrics, [row.nonzero().flatten().tolist() for row in decided]
