@@ -13,21 +13,29 @@ export WORDCONV_DATA := $(abspath ../shared/data)
 endif
 endif
 
-.PHONY: install demo test bench bench-family clean
+.PHONY: install browser demo test bench bench-family clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH_PIN)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,pretrained]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,pretrained,serve,export]'
 	touch $@
 
 # Kim TextCNN (random embeddings) on MR, CV fold 0: trains, evaluates, prints the metrics
 demo: install
 	$(BIN)/wordconv train --data mr --model textcnn --fold 0 --output runs/demo-mr --overwrite
 
-test: install
+# Debian's Chromium for the browser test (tests/test_browser.py drives /usr/bin/chromium with Playwright;
+# never `playwright install`, which downloads); skipped with a note where apt-get or root is missing
+browser:
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null)); } || \
+	  echo "note: no /usr/bin/chromium (install Debian's chromium): the browser test will be skipped"
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 bench: install
