@@ -295,11 +295,13 @@ def models() -> None:
 def _mount_subcommands() -> None:
     from wordconv.embeddings.cli import app as embeddings_app
     from wordconv.explain import explain_command
+    from wordconv.export import export_command
     from wordconv.server import serve_command
     from wordconv.tuning.cli import tune
 
     app.command("explain")(explain_command)
     app.command("serve")(serve_command)
+    app.command("export")(export_command)
 
     app.add_typer(embeddings_app, name="embeddings", help="Word vectors: train word2vec, list known sets, neighbours.")
     app.command("tune")(tune)

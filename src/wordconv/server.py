@@ -573,7 +573,7 @@ def load_predictor(model_dir: str | Path, onnx: bool = False) -> Any:
         from wordconv.export import OnnxPredictor
     except ImportError as e:
         raise ModelError(f"--onnx needs wordconv.export and onnxruntime, which cannot be imported here ({e}); "
-                         "serve without --onnx, or install onnxruntime (pip install onnxruntime)") from None
+                         "serve without --onnx, or install the export extra (pip install 'wordconv[export]')") from None
     return OnnxPredictor.load(model_dir)
 
 

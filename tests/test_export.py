@@ -1,0 +1,255 @@
+"""ONNX export: every text-classification encoder exports, matches PyTorch, and serves through OnnxPredictor."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+import wordconv
+from wordconv.errors import ConfigError, ModelError
+from wordconv.export import (
+    INT8_FILE, MANIFEST, ONNX_FILE, OnnxPredictor, check_parity, export_command, export_onnx, export_onnx_detailed,
+)
+
+from tiny import FAST, make_scored, make_sentences, write_labelfirst
+from tiny_hf import write_tiny_bert
+
+for _module in ("onnx", "onnxscript", "onnxruntime"):  # wordconv[onnx]
+    pytest.importorskip(_module)
+
+WORD_SETS = [o for o in FAST if not o.startswith("model.")]
+# case -> (model type, settings); small, DPCNN shallow (its export unrolls every downsampling block), k-max with
+# more windows than a one-word text has (the export pads for it)
+CASES = {
+    "textcnn": ("textcnn", ["model.num_filters=8"]),
+    "textcnn-kmax": ("textcnn", ["model.num_filters=8", "model.pooling=kmax", "model.k=6"]),
+    "stacked": ("stacked", ["model.num_filters=8", "model.hidden_dim=8"]),
+    "dpcnn": ("dpcnn", ["model.num_filters=8", "model.max_blocks=2"]),
+    "cnn-attention": ("cnn-attention", ["model.num_filters=8"]),
+    "fasttext": ("fasttext", ["model.buckets=1000"]),
+    "pretrained": ("pretrained", []),
+}
+# one word, short, medium, long (past the tiny BERT's 62-token window), unknown words, punctuation
+TEXTS = ["good", "a dull film", "the story was quite moving and the actors were brilliant",
+         " ".join(["the plot was tedious and boring"] * 12), "zzz qqq", "superb !", "awful , awful , awful .",
+         "this movie is a lovely and charming story with fun actors"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    return {"train": write_labelfirst(d / "train.txt", make_sentences(80, 1)),
+            "test": write_labelfirst(d / "test.txt", make_sentences(40, 3))}
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory):
+    return write_tiny_bert(tmp_path_factory.mktemp("hf") / "bert")
+
+
+def train(case: str, data, bert, out):
+    model_type, sets = CASES[case]
+    if model_type == "pretrained":
+        sets = [f"model.encoder={bert}", "training.batch_size=8", "training.progress=false"]
+    else:
+        sets = WORD_SETS + sets
+    return wordconv.train(str(data["train"]), model_type, out, epochs=2, overrides=sets)
+
+
+@pytest.fixture(scope="module")
+def exported(data, bert, tmp_path_factory):
+    """case -> a trained model directory with model.onnx (textcnn: also model.int8.onnx)."""
+    cache: dict = {}
+
+    def get(case: str):
+        if case not in cache:
+            out = tmp_path_factory.mktemp(case) / "model"
+            train(case, data, bert, out)
+            export_onnx_detailed(out, quantize="int8" if case in ("textcnn", "pretrained") else None)
+            cache[case] = out
+        return cache[case]
+
+    return get
+
+
+def test_textcnn_export_writes_files_and_manifest(exported):
+    out = exported("textcnn")
+    assert (out / ONNX_FILE).is_file() and (out / INT8_FILE).is_file()
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert isinstance(manifest["opset"], int) and manifest["task"] == "textcat" and manifest["model"] == "textcnn"
+    ids = manifest["inputs"][0]
+    assert (ids["name"], ids["dtype"], ids["shape"], ids["pad_id"]) == ("ids", "int64", ["batch", "seq"], 0)
+    assert manifest["outputs"] == [{"name": "logits", "dtype": "float32", "shape": ["batch", 2]}]
+    from wordconv.export import _sha256
+
+    assert manifest["source"]["sha256"] == _sha256(out / "model.safetensors")
+    assert manifest["files"]["fp32"]["sha256"] == _sha256(out / ONNX_FILE)
+    assert manifest["parity"]["ok"] and manifest["parity"]["max_logit_diff"] <= 1e-4
+    assert manifest["folded_embedding_matmuls"] == 1  # Embedding -> filters of every width: one lookup
+    assert not list(out.glob(".*.tmp"))  # temporary files renamed or removed
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_onnx_matches_pytorch(case, exported):
+    out = exported(case)
+    report = check_parity(out, TEXTS, batch_sizes=(1, 3, 256))
+    assert report.ok, report.summary()
+    assert report.max_logit_diff <= 1e-4 and report.label_agreement == 1.0
+    torch_model, onnx_model = wordconv.load(out), OnnxPredictor.load(out)
+    assert onnx_model.labels == torch_model.labels and onnx_model.task == "textcat"
+    for size in (1, 256):
+        want, got = torch_model.predict(TEXTS, top_k=2), onnx_model.predict(TEXTS, top_k=2, batch_size=size)
+        assert [p.label for p in got] == [p.label for p in want]
+        assert [[lab for lab, _ in p.top_k] for p in got] == [[lab for lab, _ in p.top_k] for p in want]
+        assert all(abs(g.score - w.score) < 1e-5 for g, w in zip(got, want))
+        probs = onnx_model.predict_proba(TEXTS, batch_size=size)
+        assert isinstance(probs, torch.Tensor) and probs.shape == (len(TEXTS), 2)
+        torch.testing.assert_close(probs, torch_model.predict_proba(TEXTS), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_batch_and_length_axes_are_dynamic(case, exported):
+    out = exported(case)
+    torch_model, onnx_model = wordconv.load(out), OnnxPredictor.load(out)
+    subword = case == "pretrained"
+    low, pad = (0, -1) if subword else (2, 0)
+    high = torch_model.model.encoder.hf_config.vocab_size if subword else len(torch_model.artifact.vocab)
+    g = torch.Generator().manual_seed(0)
+    for batch, length in [(1, 3), (7, 50), (2, 1), (4, 17)]:
+        length = max(length, torch_model.model.encoder.min_length)
+        ids = torch.randint(low, high, (batch, length), generator=g)
+        ids[0, max(1, length // 3):] = pad  # a shorter text in the batch
+        with torch.no_grad():
+            want = torch_model.model(ids=ids)["logits"]
+        got = onnx_model.logits(ids)
+        assert got.shape == (batch, 2)
+        np.testing.assert_allclose(got, want.numpy(), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("case", ["textcnn", "pretrained"])
+def test_int8_model_loads_and_mostly_agrees(case, exported, data):
+    out = exported(case)
+    int8 = OnnxPredictor.load(out, quantized=True)
+    assert int8.quantized and "int8" in repr(int8)
+    texts = [line.split(" ", 1)[1].strip() for line in data["test"].read_text().splitlines()]
+    want = [p.label for p in wordconv.load(out).predict(texts)]
+    got = [p.label for p in int8.predict(texts)]
+    assert np.mean([a == b for a, b in zip(got, want)]) >= 0.8
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["files"]["int8"]["bytes"] < manifest["files"]["fp32"]["bytes"]
+    assert 0.0 <= manifest["int8_parity"]["label_agreement"] <= 1.0
+
+
+def test_evaluate_and_empty_input(exported, data):
+    out = exported("textcnn")
+    onnx_model = OnnxPredictor.load(out)
+    rows = [line.split(" ", 1) for line in data["test"].read_text().splitlines()]
+    texts, labels = [t.strip() for _, t in rows], [lab for lab, _ in rows]
+    assert onnx_model.evaluate(texts, labels)["accuracy"] == pytest.approx(
+        wordconv.load(out).evaluate(texts, labels)["accuracy"])
+    assert onnx_model.predict([]) == [] and onnx_model.predict_proba([]).shape == (0, 2)
+    assert onnx_model.predict("superb")[0].label == wordconv.load(out).predict("superb")[0].label
+    reference = wordconv.load(out)
+    assert onnx_model.metrics == reference.metrics and onnx_model.meta == reference.meta
+    assert onnx_model.config == reference.config and onnx_model.config.model.type == "textcnn"
+
+
+def test_export_to_another_directory_serves_without_weights(exported, tmp_path):
+    src = exported("fasttext")
+    out = tmp_path / "deploy"
+    assert export_onnx(src, out) == out / ONNX_FILE
+    assert not (out / "model.safetensors").exists() and (out / "vocab.json").is_file()
+    served = OnnxPredictor.load(out)
+    assert [p.label for p in served.predict(TEXTS)] == [p.label for p in wordconv.load(src).predict(TEXTS)]
+
+
+def test_pretrained_export_serves_from_its_own_tokenizer(exported, tmp_path):
+    src = exported("pretrained")
+    out = tmp_path / "deploy"
+    export_onnx(src, out)
+    assert (out / "encoder" / "tokenizer.json").is_file()
+    served = OnnxPredictor.load(out)
+    want = wordconv.load(src).predict_proba(TEXTS)
+    torch.testing.assert_close(served.predict_proba(TEXTS), want, atol=1e-5, rtol=0)
+
+
+def test_stale_export_and_missing_files_are_clear_errors(exported, tmp_path):
+    src = exported("textcnn")
+    out = tmp_path / "model"
+    shutil.copytree(src, out)
+    (out / INT8_FILE).unlink()
+    with pytest.raises(ModelError, match="--quantize int8"):
+        OnnxPredictor.load(out, quantized=True)
+    shutil.copyfile(exported("textcnn-kmax") / "model.safetensors", out / "model.safetensors")
+    with pytest.raises(ModelError, match="other weights.*wordconv export"):
+        OnnxPredictor.load(out)
+    (out / MANIFEST).unlink()
+    with pytest.raises(ModelError, match="wordconv export"):
+        OnnxPredictor.load(out)
+    with pytest.raises(ModelError, match="does not exist"):
+        OnnxPredictor.load(tmp_path / "nope")
+
+
+def test_reexport_without_quantize_removes_the_stale_int8(exported, tmp_path):
+    out = tmp_path / "model"
+    shutil.copytree(exported("textcnn"), out)
+    result = export_onnx_detailed(out)
+    assert result.removed == [out / INT8_FILE] and not (out / INT8_FILE).exists()
+    assert "int8" not in json.loads((out / MANIFEST).read_text())["files"]
+
+
+def test_bad_arguments_and_unsupported_models(data, tmp_path, exported):
+    with pytest.raises(ModelError, match="does not exist"):
+        export_onnx(tmp_path / "nope")
+    with pytest.raises(ConfigError, match="int4"):
+        export_onnx(exported("textcnn"), quantize="int4")
+    scored = write_labelfirst(tmp_path / "scored.txt", [(str(y), t) for y, t in make_scored(30, 0)])
+    regression = tmp_path / "regression"
+    wordconv.train(str(scored), "textcnn", regression, task="regression", epochs=1, overrides=FAST)
+    with pytest.raises(ModelError, match="task regression"):
+        export_onnx(regression)
+    windowed = tmp_path / "windowed"
+    shutil.copytree(exported("pretrained"), windowed)
+    config = json.loads((windowed / "config.json").read_text())
+    config["model"]["truncation"] = "window"
+    (windowed / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="truncation=window"):
+        export_onnx(windowed)
+    unbounded = tmp_path / "unbounded"
+    shutil.copytree(exported("dpcnn"), unbounded)
+    config = json.loads((unbounded / "config.json").read_text())
+    config["model"]["max_blocks"], config["preprocessing"]["max_length"] = None, None
+    (unbounded / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="max_blocks"):
+        export_onnx(unbounded)
+
+
+def cli_app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("export")(export_command)
+
+    @app.callback()
+    def main() -> None:  # a group, so that `export` is a subcommand as in the wordconv CLI
+        pass
+
+    return app
+
+
+def test_export_command(exported, tmp_path):
+    out = tmp_path / "model"
+    shutil.copytree(exported("fasttext"), out)
+    runner = CliRunner()
+    result = runner.invoke(cli_app(), ["export", str(out), "--quantize", "int8"])
+    assert result.exit_code == 0, result.output
+    assert "model.onnx" in result.output and "model.int8.onnx" in result.output and "parity ok" in result.output
+    assert (out / INT8_FILE).is_file()
+    result = runner.invoke(cli_app(), ["export", str(out), "--format", "tflite"])
+    assert result.exit_code == ConfigError.exit_code and "tflite" in result.output and "Traceback" not in result.output
+    result = runner.invoke(cli_app(), ["export", str(tmp_path / "nope")])
+    assert result.exit_code == ModelError.exit_code and "does not exist" in result.output
