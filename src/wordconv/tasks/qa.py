@@ -378,7 +378,7 @@ class QuestionAnswering(Task):
                     a, b = int(offs[i, 0]), int(offs[j, 1])
                     prob = float(_softmax(s, allowed)[i] * _softmax(e, allowed)[j])
                     text = data.examples[ex_index].text
-                    best[ex_index] = (score, QAPrediction(text[a:b], round(prob, 6), a, b, round(score, 4)))
+                    best[ex_index] = (score, QAPrediction(text[a:b], round(prob, 6), a, b, round(score, 6)))
             if "loss" in out:
                 total += float(out["loss"]) * len(batch["index"])
                 n += len(batch["index"])
