@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
@@ -34,3 +35,16 @@ def write_between(md: str, begin: str, end: str, heading: str, path: Path = Path
     else:
         text = text.rstrip() + f"\n\n{heading}\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
+
+
+def append_run(out: Path, run: dict) -> None:
+    """Append ``run`` to the ``runs`` list of the JSON results file ``out`` (created if absent or unreadable)."""
+    state: dict = {"runs": []}
+    if out.exists():
+        try:
+            state = json.loads(out.read_text())
+        except json.JSONDecodeError:
+            pass
+    state.setdefault("runs", []).append(run)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(state, indent=1))

@@ -28,7 +28,6 @@ test: fp32, and max_length 128 unless ``--max-length`` is given).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -36,7 +35,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from benchlib import cpu_model  # bench/ is on sys.path
+from benchlib import append_run, cpu_model  # bench/ is on sys.path
 
 ANCHOR = 92.82  # DistilBERT on IMDB test (Sanh et al. 2019)
 EVAL_RESERVE_S = 75.0  # kept for tokenizing and scoring the 25,000 test reviews
@@ -169,15 +168,7 @@ def main(argv=None) -> int:
     if cuda:
         console.print(f"peak GPU memory {run['peak_gpu_memory_gib']:.2f} GiB; wall {run['wall_seconds']:.0f}s")
     out = Path(args.out) if args.out else default_out()
-    state = {"runs": []}
-    if out.exists():
-        try:
-            state = json.loads(out.read_text())
-        except json.JSONDecodeError:
-            pass
-    state.setdefault("runs", []).append(run)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(state, indent=1))
+    append_run(out, run)
     console.print(f"results in {out}")
     return 0
 

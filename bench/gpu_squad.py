@@ -24,7 +24,6 @@ Exit code 2, at once, when no CUDA GPU is available, unless ``--allow-cpu --limi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -32,7 +31,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from benchlib import cpu_model  # bench/ is on sys.path
+from benchlib import append_run, cpu_model  # bench/ is on sys.path
 
 
 def default_out() -> Path:
@@ -129,15 +128,7 @@ def main(argv=None) -> int:
            "smoke_test": not cuda or bool(args.limit), "seed": args.seed, "readers": runs, "speed_ratio": ratio,
            "wall_seconds": time.perf_counter() - t_start}
     out = Path(args.out) if args.out else default_out()
-    state = {"runs": []}
-    if out.exists():
-        try:
-            state = json.loads(out.read_text())
-        except json.JSONDecodeError:
-            pass
-    state.setdefault("runs", []).append(run)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(state, indent=1))
+    append_run(out, run)
     console.print(f"results in {out} (wall {run['wall_seconds']:.0f}s)")
     return 0
 

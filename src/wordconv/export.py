@@ -276,10 +276,15 @@ def fold_embedding_matmul(model: onnx.ModelProto, limit_bytes: int = FOLD_LIMIT_
         for stale in [v for v in graph.value_info if v.name == out]:
             graph.value_info.remove(stale)
         folded += 1
-    used = {i for n in graph.node for i in n.input} | graph_outputs
+    _drop_unused_initializers(graph)
+    return folded
+
+
+def _drop_unused_initializers(graph) -> None:
+    """Remove the weights no node reads any more (and that are not graph outputs) after a rewrite."""
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
     for t in [t for t in graph.initializer if t.name not in used]:
         graph.initializer.remove(t)
-    return folded
 
 
 def push_slices_into_lookup(model: onnx.ModelProto, limit_bytes: int = FOLD_LIMIT_BYTES) -> int:
@@ -388,9 +393,7 @@ def push_slices_into_lookup(model: onnx.ModelProto, limit_bytes: int = FOLD_LIMI
         for v in [v for v in graph.value_info if v.name in stale]:
             graph.value_info.remove(v)
         rewritten += 1
-    used = {i for n in graph.node for i in n.input} | graph_outputs
-    for t in [t for t in graph.initializer if t.name not in used]:
-        graph.initializer.remove(t)
+    _drop_unused_initializers(graph)
     return rewritten
 
 

@@ -175,7 +175,6 @@ class QuestionAnswering(Task):
         self.char_buckets, self.max_word_chars = char_buckets, max_word_chars
         self.max_context_tokens = max_context_tokens
         self.skipped = 0  # training questions left out by the last encode (answer not readable)
-        self._targets = False
 
     def check_encoder(self, encoder: nn.Module) -> None:
         if getattr(encoder, "span_reader", False):
@@ -227,10 +226,9 @@ class QuestionAnswering(Task):
         train = with_labels and split == "train"
         if with_labels and not train and not all(ex.answers for ex in examples):
             with_labels = False  # unlabelled questions: scored without a loss
-        self._targets = with_labels
         if hasattr(to_ids, "pair_states"):
-            return self._encode_windows(examples, to_ids, train)
-        return self._encode_words(examples, to_ids.vocab, train)
+            return self._encode_windows(examples, to_ids, train, with_labels)
+        return self._encode_words(examples, to_ids.vocab, train, with_labels)
 
     def _answer_span(self, ex: Example) -> tuple[int, int] | None:
         if not ex.answers:
@@ -238,7 +236,7 @@ class QuestionAnswering(Task):
         text, start = ex.answers[0]
         return start, start + len(text)
 
-    def _encode_words(self, examples: Sequence[Example], vocab, train: bool) -> QAFeatures:
+    def _encode_words(self, examples: Sequence[Example], vocab, train: bool, targets: bool) -> QAFeatures:
         from wordconv.models.tagger import char_ids
 
         rows: dict[str, list[np.ndarray]] = {"c_ids": [], "c_chars": [], "q_ids": [], "q_chars": []}
@@ -261,7 +259,7 @@ class QuestionAnswering(Task):
         for i, ex in enumerate(examples):
             c_ids, c_chars, offs = words(ex.text, self.max_context_tokens)
             q_ids, q_chars, _ = words(ex.question, self.max_question_tokens)
-            if self._targets:
+            if targets:
                 span = self._answer_span(ex)
                 if span is None:
                     raise DataError(f"{ex.source}: a training question needs a gold answer")
@@ -280,10 +278,10 @@ class QuestionAnswering(Task):
             offsets.append(offs)
             owner.append(i)
         pads = {"c_ids": 0, "c_chars": 0, "q_ids": 0, "q_chars": 0}
-        return QAFeatures(examples, rows, offsets, owner, starts if self._targets else None,
-                          ends if self._targets else None, pads, "c_ids")
+        return QAFeatures(examples, rows, offsets, owner, starts if targets else None,
+                          ends if targets else None, pads, "c_ids")
 
-    def _encode_windows(self, examples: Sequence[Example], encoder, train: bool) -> QAFeatures:
+    def _encode_windows(self, examples: Sequence[Example], encoder, train: bool, targets: bool) -> QAFeatures:
         from wordconv.models.pretrained import _quiet_transformers
 
         tok = encoder.tokenizer
@@ -322,7 +320,7 @@ class QuestionAnswering(Task):
             ctx = np.asarray([s == 1 for s in seq], dtype=bool)
             offs = np.asarray(enc["offset_mapping"][f], dtype=np.int64)
             offs[~ctx] = -1
-            if self._targets:
+            if targets:
                 span = self._answer_span(examples[i])
                 if span is None:
                     raise DataError(f"{examples[i].source}: a training question needs a gold answer")
@@ -346,8 +344,8 @@ class QuestionAnswering(Task):
         if train:
             self.skipped = len(examples) - len(answered)
         pads = {"input_ids": encoder.token_pad, "attention_mask": 0, "context_mask": False, "token_type_ids": 0}
-        return QAFeatures(examples, rows, offsets, owner, starts if self._targets else None,
-                          ends if self._targets else None, pads, "input_ids")
+        return QAFeatures(examples, rows, offsets, owner, starts if targets else None,
+                          ends if targets else None, pads, "input_ids")
 
     # ---- decoding and scoring ------------------------------------------------------------------
     @torch.no_grad()
