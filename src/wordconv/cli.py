@@ -64,6 +64,7 @@ def train(
     """Train a model, evaluate it on the test split (or CV fold) and save the model directory."""
     from wordconv.evaluation.report import report_tables
     from wordconv.pipeline import train as run
+    from wordconv.training.distributed import is_main
 
     sets = list(set_ or [])
     for key, value in (("data.test_path", test), ("data.dev_path", dev), ("data.format", format),
@@ -78,6 +79,8 @@ def train(
         predictor = run(data, model, output, config=config, overrides=sets, fold=fold, epochs=epochs, seed=seed,
                         data_dir=data_dir, overwrite=overwrite, progress=False if quiet else None, resume=resume,
                         console=err, task=task)
+    if not is_main():  # under torchrun, rank 0 reports
+        return
     metrics = predictor.metrics
     if metrics is not None:
         for table in report_tables(metrics, title=f"{predictor.config.data.name} test"):

@@ -32,6 +32,7 @@ from wordconv.tasks.base import EncodedTexts, Task, text_ids
 from wordconv.tasks.multilabel import MultiLabelClassification
 from wordconv.tasks.regression import Regression
 from wordconv.tasks.textcat import TextClassification
+from wordconv.training import distributed
 from wordconv.training.trainer import Trainer, TrainResult, autocast, seed_everything, use_bf16
 
 
@@ -291,7 +292,11 @@ def attach_vectors(config: Config, vocab: Vocab, console: Console) -> tuple[Conf
 
 
 def _prepare_checkpoint(directory: Path, config: Config, resume: bool, console: Console) -> Path:
-    """The resume-state file in ``directory``; refuse to resume a run made with another config."""
+    """The resume-state file in ``directory``; refuse to resume a run made with another config.
+
+    Under torchrun only rank 0 checks and writes (a mismatch stops it, and torchrun stops the rest)."""
+    if not distributed.is_main():
+        return directory / "state.safetensors"
     saved = directory / "config.json"
     current = config.model_dump(mode="json")
     if resume and saved.is_file():
@@ -358,9 +363,14 @@ def train(data: str | None = None, model: str | None = None, output: str | Path 
     if output is not None:
         check_output_dir(output, overwrite)  # fail before spending minutes on training
     console = console or Console(stderr=True)
+    if not distributed.is_main():  # under torchrun only rank 0 talks
+        console = Console(stderr=True, quiet=True)
     splits = load_splits(cfg)
     ckpt = checkpoint_dir(output) if output is not None else None
     art, result = fit(cfg, splits, console, ckpt, resume)
+    if not distributed.is_main():  # under torchrun rank 0 evaluates and writes; the others are done
+        distributed.cleanup()
+        return Predictor(art, path=None)
     metrics = preds = None
     if splits.test:
         metrics, preds = evaluate_examples(art, splits.test, "test")
@@ -380,6 +390,7 @@ def train(data: str | None = None, model: str | None = None, output: str | Path 
 
         save_artifact(output, art, overwrite=overwrite, extra=plots)
         shutil.rmtree(ckpt, ignore_errors=True)  # the run is complete: nothing left to resume
+    distributed.cleanup()
     return Predictor(art, path=Path(output) if output is not None else None)
 
 

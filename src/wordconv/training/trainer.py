@@ -25,6 +25,7 @@ from wordconv.config import TrainingConfig
 from wordconv.errors import ConfigError
 from wordconv.evaluation.metrics import headline, lower_is_better
 from wordconv.tasks.base import Task, TaskData
+from wordconv.training import distributed
 from wordconv.training.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -121,6 +122,14 @@ def _better(metric: str, new: float, old: float | None) -> bool:
     return new < old if lower_is_better(metric) else new > old
 
 
+def _ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` under DistributedDataParallel (gradients all-reduced in the backward pass)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
 class Trainer:
     def __init__(self, model: torch.nn.Module, task: Task, config: TrainingConfig, console: Console | None = None,
                  callbacks: list | None = None):
@@ -132,14 +141,22 @@ class Trainer:
         self.console = console or Console(stderr=True)
         self.callbacks = list(callbacks or [])
         self.device = resolve_device(config.device)
+        # under torchrun (WORLD_SIZE > 1): join the process group; one GPU per process
+        self.world = distributed.setup(self.device)
+        if self.world.distributed and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", self.world.local_rank)
         self.bf16 = use_bf16(config, model, self.device)
+        self.main = self.world.main  # only rank 0 writes, logs and shows progress
 
     def fit(self, train: TaskData, dev: TaskData | None, checkpoint: Path | None = None,
             resume: bool = False) -> TrainResult:
         """Train; with ``checkpoint``, save resume state there after every epoch, and with
         ``resume`` continue from it when it exists (same config, same data: same final weights)."""
         cfg = self.config
-        generator = seed_everything(cfg.seed)
+        generator = seed_everything(cfg.seed)  # the same batch order on every rank
+        world = self.world
+        if world.distributed:  # rank 0 keeps the single-process dropout stream; the others draw their own
+            torch.manual_seed(cfg.seed + 1_000_003 * world.rank)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         model = self.model.to(self.device)
@@ -158,13 +175,14 @@ class Trainer:
         best_value: float | None = None
         best_state, best_epoch, best_dev = None, 0, {}
         bad_epochs, stopped_early, start = 0, False, 1
+        net, trainable = model, None  # net: what the forward pass runs through (DDP under torchrun)
         if resume and checkpoint is not None and checkpoint.is_file():
             info, best_state = load_checkpoint(checkpoint, model=model, optimizer=optimizer, ema=ema,
                                                generator=generator)
             history, best_value, best_epoch = info["history"], info["best_value"], info["best_epoch"]
             best_dev, bad_epochs, stopped_early = info["best_dev"], info["bad_epochs"], info["stopped_early"]
             start = info["epoch"] + 1
-            if cfg.progress:
+            if cfg.progress and self.main:
                 self.console.print(f"resuming from {checkpoint} after epoch {info['epoch']}")
         tokens_per_epoch = train.num_tokens()
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
@@ -173,7 +191,7 @@ class Trainer:
         t_start = time.perf_counter()
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                      console=self.console, disable=not cfg.progress, transient=True) as progress:
+                      console=self.console, disable=not (cfg.progress and self.main), transient=True) as progress:
             for epoch in range(start, cfg.epochs + 1):
                 if stopped_early:  # a resumed run that had already stopped
                     break
@@ -181,7 +199,7 @@ class Trainer:
                     spent = sum(h["epoch_seconds"] + h.get("eval_seconds", 0.0) for h in history)
                     last = history[-1]["epoch_seconds"] + history[-1].get("eval_seconds", 0.0)
                     if spent + last > cfg.max_seconds:
-                        if cfg.progress:
+                        if cfg.progress and self.main:
                             self.console.print(f"time budget: {spent:.0f}s spent, another epoch (~{last:.0f}s) would "
                                                f"pass training.max_seconds={cfg.max_seconds:g}; stopping")
                         stopped_early = True
@@ -189,6 +207,10 @@ class Trainer:
                 for cb in self.callbacks:
                     if hasattr(cb, "on_epoch_start"):
                         cb.on_epoch_start(epoch)
+                if world.distributed:  # (re)wrap when a freeze schedule changed what trains
+                    now = tuple(p.requires_grad for p in model.parameters())
+                    if now != trainable:
+                        net, trainable = _ddp(model, self.device), now
                 model.train()
                 bar = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=steps_per_epoch, loss=float("nan"))
                 t0 = time.perf_counter()
@@ -199,10 +221,14 @@ class Trainer:
                     for group in optimizer.param_groups:
                         group["lr"] = group["base_lr"] * factor
                     step += 1
+                    n = len(batch["index"])
+                    if world.distributed:  # this rank's slice; the factor makes the mean gradient the batch's
+                        batch, share = distributed.shard_batch(batch, world)
+                        n = round(share * n / world.size)
                     with autocast(self.device, self.bf16):
-                        loss = model(**batch)["loss"]
+                        loss = net(**batch)["loss"]
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    (loss * share if world.distributed else loss).backward()
                     if cfg.grad_clip:
                         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                     optimizer.step()
@@ -210,7 +236,6 @@ class Trainer:
                         constrain()
                     if ema is not None:
                         ema.update_parameters(model)
-                    n = len(batch["index"])
                     total = total + loss.detach().double() * n  # stays on the device: no sync per step
                     count += n
                     if sync_every == 1 or step % sync_every == 0:
@@ -218,6 +243,11 @@ class Trainer:
                     else:
                         progress.update(bar, advance=1)
                 progress.remove_task(bar)
+                if world.distributed:  # the epoch's training loss over all ranks' rows
+                    sums = torch.stack([torch.as_tensor(total, dtype=torch.float64).cpu(),
+                                        torch.tensor(float(count), dtype=torch.float64)])
+                    torch.distributed.all_reduce(sums)
+                    total, count = sums[0], int(sums[1])
                 record = {"epoch": epoch, "train_loss": float(total) / max(count, 1),
                           "epoch_seconds": round(time.perf_counter() - t0, 3)}
                 t_eval = time.perf_counter()
@@ -246,12 +276,13 @@ class Trainer:
                     if hasattr(cb, "on_epoch_end"):
                         cb.on_epoch_end(epoch, record)
                 stopped_early = cfg.patience is not None and bad_epochs >= cfg.patience
-                if checkpoint is not None:
+                if checkpoint is not None and self.main:
                     save_checkpoint(checkpoint, model=model, optimizer=optimizer, best_state=best_state, ema=ema,
                                     generator=generator,
                                     info={"epoch": epoch, "history": history, "best_value": best_value,
                                           "best_epoch": best_epoch, "best_dev": best_dev,
                                           "bad_epochs": bad_epochs, "stopped_early": stopped_early})
+                distributed.barrier()  # the others wait for rank 0's checkpoint
                 if stopped_early:
                     break
         seconds = time.perf_counter() - t_start
@@ -261,7 +292,7 @@ class Trainer:
         return TrainResult(history, best_epoch, best_dev, seconds, tokens_per_epoch * len(history), stopped_early)
 
     def _log_epoch(self, record: dict) -> None:
-        if not self.config.progress:
+        if not (self.config.progress and self.main):
             return
         parts = [f"epoch {record['epoch']:>2}", f"train loss {record['train_loss']:.4f}"]
         if "dev_loss" in record:
