@@ -126,7 +126,37 @@ def test_damaged_weights_are_refused(tiny_data, tmp_path):
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     cfg["model"]["num_filters"] = 9  # architecture no longer matches the weights
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match=r"config.json does not match the sha256 recorded in .*meta.json"):
+        wordconv.load(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    del meta["checksums"]  # as a directory saved before checksums were recorded
+    (tmp_path / "m" / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="weights do not fit"):
+        wordconv.load(tmp_path / "m")
+
+
+def test_checksums_catch_a_changed_weight_file(tiny_data, tmp_path):
+    train_tiny(tiny_data, tmp_path / "m", epochs=1)
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    assert set(meta["checksums"]) == {"config.json", "model.safetensors", "vocab.json", "labels.json"}
+    wordconv.load(tmp_path / "m")  # intact: loads
+    weights = tmp_path / "m" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one flipped bit in the last weight
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="model.safetensors does not match the sha256"):
+        wordconv.load(tmp_path / "m")
+
+
+def test_tampered_config_cannot_name_arbitrary_code(tiny_data, tmp_path):
+    train_tiny(tiny_data, tmp_path / "m", epochs=1)
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["model"]["type"] = "os.system"  # a registry of names: never an import path
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    del meta["checksums"]  # even with the checksum gone, the type is refused
+    (tmp_path / "m" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="os.system"):
         wordconv.load(tmp_path / "m")
 
 

@@ -109,6 +109,10 @@ class TrainingConfig(Section):
     seed: int = 13  # model init, dropout and batch order
     threads: int | None = Field(None, gt=0)  # torch intra-op threads; None = torch's default
     progress: bool = True  # rich progress bar
+    # resume state within an epoch (besides every epoch's end), when training writes a model directory:
+    # every N steps, and/or when this many seconds passed since the last save; None = off
+    checkpoint_every: int | None = Field(None, gt=0)
+    checkpoint_seconds: float | None = Field(300.0, gt=0)
 
 
 TASKS = ("textcat", "multilabel", "regression", "ner", "qa")

@@ -4,7 +4,8 @@
     model.safetensors  weights
     vocab.json         word vocabulary
     labels.json        label names, in output order (regression: ["score"], its one output)
-    meta.json          versions, git commit, seed, data file hashes, timings, created_at
+    meta.json          versions, git commit, seed, data file hashes, timings, created_at, and the
+                       sha256 of config.json, model.safetensors, vocab.json, labels.json (checked on load)
     metrics.json       evaluation of the chosen split (accuracy, f1_macro, ...; multilabel: also
                        hamming_loss, f1_samples, per-label thresholds; regression: mse, pearson, ...)
     history.jsonl      one JSON line per epoch
@@ -156,7 +157,8 @@ def save_artifact(path: str | Path, art: Artifact, *, overwrite: bool = False,
         save_model(art.model, str(tmp / "model.safetensors"), metadata={"format": "pt", "wordconv": "1"})
         art.vocab.save(tmp / "vocab.json")
         write_json(tmp / "labels.json", art.labels)
-        write_json(tmp / "meta.json", art.meta)
+        # checked by load_artifact: a damaged or swapped file is refused instead of loaded silently
+        write_json(tmp / "meta.json", {**art.meta, "checksums": {f: file_sha256(tmp / f) for f in REQUIRED_FILES}})
         if art.metrics is not None:
             write_json(tmp / "metrics.json", art.metrics)
         if art.history is not None:
@@ -170,8 +172,36 @@ def save_artifact(path: str | Path, art: Artifact, *, overwrite: bool = False,
     return atomic_directory(path, fill, overwrite)
 
 
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksums(path: Path, meta: dict) -> None:
+    """Compare the files with the sha256 sums meta.json recorded at save time (directories saved before
+    checksums were recorded have none, and pass)."""
+    sums = meta.get("checksums")
+    if not isinstance(sums, dict):
+        return
+    for name, expected in sums.items():
+        if name not in REQUIRED_FILES:
+            continue
+        if file_sha256(path / name) != expected:
+            raise ModelError(f"{path / name} does not match the sha256 recorded in {path / 'meta.json'} when the model "
+                             "was saved: the file was changed or damaged since. Restore the directory from a copy or "
+                             "retrain; a model directory is written whole by `wordconv train`, never edited")
+
+
 def load_artifact(path: str | Path) -> Artifact:
-    """Rebuild the model from ``config.json`` through the registry and load weights strictly."""
+    """Rebuild the model from ``config.json`` through the registry and load weights strictly.
+
+    No code is loaded from the directory: ``model.type`` must name a registered architecture, the weights are
+    safetensors (never unpickled), and the files must match the checksums recorded in ``meta.json``."""
     from wordconv.pipeline import build_model
 
     path = Path(path)
@@ -180,6 +210,8 @@ def load_artifact(path: str | Path) -> Artifact:
     missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
     if missing:
         raise ModelError(f"{path} is not a wordconv model directory: missing {', '.join(missing)}")
+    meta = read_json(path / "meta.json") if (path / "meta.json").is_file() else {}
+    verify_checksums(path, meta if isinstance(meta, dict) else {})
     try:
         config = build_config(read_json(path / "config.json"), source=str(path / "config.json"))
     except ConfigError as err:
@@ -203,7 +235,6 @@ def load_artifact(path: str | Path) -> Artifact:
     except (SafetensorError, RuntimeError, OSError) as err:
         raise ModelError(f"{path / 'model.safetensors'}: weights do not fit the architecture in config.json ({err})") from None
     model.eval()
-    meta = read_json(path / "meta.json") if (path / "meta.json").is_file() else {}
     metrics = read_json(path / "metrics.json") if (path / "metrics.json").is_file() else None
     return Artifact(config, model, vocab, labels, meta, metrics)
 

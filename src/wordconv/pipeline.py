@@ -10,6 +10,7 @@ Every task (``config.task``: textcat, multilabel, regression) goes through this 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from wordconv.tasks.multilabel import MultiLabelClassification
 from wordconv.tasks.regression import Regression
 from wordconv.tasks.textcat import TextClassification
 from wordconv.training import distributed
+from wordconv.training.checkpoint import has_checkpoint, previous
 from wordconv.training.trainer import Trainer, TrainResult, autocast, seed_everything, use_bf16
 
 
@@ -303,11 +305,15 @@ def _prepare_checkpoint(directory: Path, config: Config, resume: bool, console: 
         if json.loads(saved.read_text(encoding="utf-8")) != current:
             raise ConfigError(f"the checkpoint in {directory} was written by a run with another configuration; "
                               "resume with the same options, or delete that directory to start afresh")
-    elif not resume and (directory / "state.safetensors").is_file():
+    elif not resume and has_checkpoint(directory / "state.safetensors"):
         console.print(f"[yellow]note:[/] replacing the checkpoint of an earlier run in {directory} "
                       "(pass --resume to continue it instead)")
+        for old in (directory / "state.safetensors", previous(directory / "state.safetensors")):
+            old.unlink(missing_ok=True)  # a later fallback must never reach the earlier run's state
     directory.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(current, indent=2), encoding="utf-8")
+    tmp = saved.with_name(saved.name + ".tmp")  # atomic: a resume never reads half a config
+    tmp.write_text(json.dumps(current, indent=2), encoding="utf-8")
+    os.replace(tmp, saved)
     return directory / "state.safetensors"
 
 

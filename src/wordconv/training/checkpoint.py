@@ -1,9 +1,14 @@
 """Resume state of an interrupted training run: one safetensors file, no pickles.
 
-Written atomically (temporary file, fsync, rename) at the end of every epoch, apart from the
-model directory.  It holds the model, the best weights so far, the optimizer's tensors, the
-EMA weights, both random-number generator states and, as JSON metadata, the epoch, history and
-early-stopping bookkeeping, so a resumed run continues exactly where the last epoch ended.
+Written atomically (temporary file, fsync, rename) at the end of every epoch and, optionally, within
+an epoch, apart from the model directory.  It holds the model, the best weights so far, the
+optimizer's tensors, the EMA weights, both random-number generator states and, as JSON metadata,
+the epoch, history and early-stopping bookkeeping (and, within an epoch, the steps done), so a
+resumed run continues exactly where the checkpoint was taken.
+
+The previous checkpoint is kept beside the latest (``state.prev.safetensors``): when the latest is
+damaged (a disk error, a truncated copy), resuming falls back to it with a warning.  Nothing is
+unpickled: safetensors holds the tensors, JSON the rest (``torch.load`` is never called).
 """
 
 from __future__ import annotations
@@ -30,9 +35,20 @@ def _unflat(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Te
     return {k[len(head):]: v for k, v in tensors.items() if k.startswith(head)}
 
 
+def previous(path: Path) -> Path:
+    """Where the checkpoint before ``path`` is kept."""
+    return path.with_name(path.stem + ".prev" + path.suffix)
+
+
+def has_checkpoint(path: Path) -> bool:
+    return path.is_file() or previous(path).is_file()
+
+
 def save_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     best_state: dict | None, ema: torch.nn.Module | None, generator: torch.Generator,
-                    info: dict) -> None:
+                    info: dict, generator_state: torch.Tensor | None = None) -> None:
+    """``generator_state``: the batch-order generator's state to store (default: its state now; a
+    mid-epoch checkpoint stores the epoch's starting state, from which the epoch's order is redrawn)."""
     tensors = _flat("model", model.state_dict())
     if best_state is not None:
         tensors |= _flat("best", best_state)
@@ -47,14 +63,48 @@ def save_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: torch.opti
             else:
                 scalars.setdefault(str(pid), {})[name] = value
     tensors["rng/torch"] = torch.get_rng_state()
-    tensors["rng/generator"] = generator.get_state()
+    tensors["rng/generator"] = generator.get_state() if generator_state is None else generator_state
     meta = dict(info, param_groups=opt["param_groups"], optim_scalars=scalars, has_best=best_state is not None)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
+    if path.is_file():  # keep the last good one: a damaged latest falls back to it
+        os.replace(path, previous(path))
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the renames durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_latest_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                           ema: torch.nn.Module | None, generator: torch.Generator,
+                           console=None) -> tuple[dict, dict | None, Path]:
+    """:func:`load_checkpoint` of ``path``, or of the previous checkpoint (with a warning on ``console``)
+    when ``path`` is missing or damaged; return (info, best_state, the file used)."""
+    prev = previous(path)
+    if path.is_file():
+        try:
+            return (*load_checkpoint(path, model=model, optimizer=optimizer, ema=ema, generator=generator), path)
+        except ModelError as err:
+            if not prev.is_file():
+                raise
+            if console is not None:
+                console.print(f"[yellow]warning:[/] {err}; resuming from the previous checkpoint {prev} instead")
+    return (*load_checkpoint(prev, model=model, optimizer=optimizer, ema=ema, generator=generator), prev)
 
 
 def load_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -64,7 +114,7 @@ def load_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: torch.opti
         with safe_open(str(path), framework="pt") as fh:
             meta = json.loads((fh.metadata() or {})[META_KEY])
         tensors = load_file(str(path))
-    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as err:
+    except (SafetensorError, OSError, KeyError, json.JSONDecodeError, ValueError) as err:
         raise ModelError(f"checkpoint {path} is damaged ({err}); delete it and train from the start") from None
     model.load_state_dict(_unflat("model", tensors))
     if ema is not None:

@@ -26,7 +26,7 @@ from wordconv.errors import ConfigError
 from wordconv.evaluation.metrics import headline, lower_is_better
 from wordconv.tasks.base import Task, TaskData
 from wordconv.training import distributed
-from wordconv.training.checkpoint import load_checkpoint, save_checkpoint
+from wordconv.training.checkpoint import has_checkpoint, load_latest_checkpoint, save_checkpoint
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -150,8 +150,9 @@ class Trainer:
 
     def fit(self, train: TaskData, dev: TaskData | None, checkpoint: Path | None = None,
             resume: bool = False) -> TrainResult:
-        """Train; with ``checkpoint``, save resume state there after every epoch, and with
-        ``resume`` continue from it when it exists (same config, same data: same final weights)."""
+        """Train; with ``checkpoint``, save resume state there after every epoch (and within an epoch
+        every ``training.checkpoint_every`` steps or ``training.checkpoint_seconds``), and with ``resume``
+        continue from the latest one (same config, same data: bit-identical final weights on CPU)."""
         cfg = self.config
         generator = seed_everything(cfg.seed)  # the same batch order on every rank
         world = self.world
@@ -176,14 +177,17 @@ class Trainer:
         best_state, best_epoch, best_dev = None, 0, {}
         bad_epochs, stopped_early, start = 0, False, 1
         net, trainable = model, None  # net: what the forward pass runs through (DDP under torchrun)
-        if resume and checkpoint is not None and checkpoint.is_file():
-            info, best_state = load_checkpoint(checkpoint, model=model, optimizer=optimizer, ema=ema,
-                                               generator=generator)
+        partial = None  # a mid-epoch checkpoint's place: {"epoch", "done" (steps), "total", "count", "seconds"}
+        if resume and checkpoint is not None and has_checkpoint(checkpoint):
+            info, best_state, used = load_latest_checkpoint(checkpoint, model=model, optimizer=optimizer, ema=ema,
+                                                            generator=generator, console=self.console)
             history, best_value, best_epoch = info["history"], info["best_value"], info["best_epoch"]
             best_dev, bad_epochs, stopped_early = info["best_dev"], info["bad_epochs"], info["stopped_early"]
-            start = info["epoch"] + 1
+            start, partial = info["epoch"] + 1, info.get("partial")
             if cfg.progress and self.main:
-                self.console.print(f"resuming from {checkpoint} after epoch {info['epoch']}")
+                where = (f"at step {partial['done']} of epoch {partial['epoch']}" if partial
+                         else f"after epoch {info['epoch']}")
+                self.console.print(f"resuming from {used} {where}")
         tokens_per_epoch = train.num_tokens()
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
@@ -214,9 +218,18 @@ class Trainer:
                 model.train()
                 bar = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=steps_per_epoch, loss=float("nan"))
                 t0 = time.perf_counter()
-                total, count = 0.0, 0
-                step = (epoch - 1) * steps_per_epoch  # the schedule is a function of the step: resumable
-                for batch in train.batches(cfg.batch_size, shuffle=True, generator=generator):
+                total, count, skip = 0.0, 0, 0
+                epoch_rng = generator.get_state()  # what draws this epoch's batch order: a mid-epoch resume redraws it
+                if partial is not None and partial["epoch"] == epoch:  # resumed within this epoch: skip what was done
+                    skip, total, count = partial["done"], partial["total"], partial["count"]
+                    t0 -= partial["seconds"]
+                    progress.update(bar, advance=skip)
+                partial, last_save = None, time.perf_counter()
+                for i, batch in enumerate(train.batches(cfg.batch_size, shuffle=True, generator=generator)):
+                    if i < skip:
+                        continue
+                    # the schedule is a function of the step: resumable
+                    step = (epoch - 1) * steps_per_epoch + i
                     factor = lr_factor(cfg.schedule, step, total_steps, cfg.warmup, cfg.slanted_ratio)
                     for group in optimizer.param_groups:
                         group["lr"] = group["base_lr"] * factor
@@ -242,6 +255,19 @@ class Trainer:
                         progress.update(bar, advance=1, loss=float(total) / count)
                     else:
                         progress.update(bar, advance=1)
+                    done = i + 1
+                    if (checkpoint is not None and self.main and done < steps_per_epoch
+                            and ((cfg.checkpoint_every and done % cfg.checkpoint_every == 0)
+                                 or (cfg.checkpoint_seconds and time.perf_counter() - last_save >= cfg.checkpoint_seconds))):
+                        # rank 0 only and no barrier: the other ranks carry on (they sync at the next all-reduce)
+                        save_checkpoint(checkpoint, model=model, optimizer=optimizer, best_state=best_state, ema=ema,
+                                        generator=generator, generator_state=epoch_rng,
+                                        info={"epoch": epoch - 1, "history": history, "best_value": best_value,
+                                              "best_epoch": best_epoch, "best_dev": best_dev, "bad_epochs": bad_epochs,
+                                              "stopped_early": False,
+                                              "partial": {"epoch": epoch, "done": done, "total": float(total),
+                                                          "count": count, "seconds": time.perf_counter() - t0}})
+                        last_save = time.perf_counter()
                 progress.remove_task(bar)
                 if world.distributed:  # the epoch's training loss over all ranks' rows
                     sums = torch.stack([torch.as_tensor(total, dtype=torch.float64).cpu(),
