@@ -308,10 +308,10 @@ def load_config_file(path: str | Path, overrides: list[str] | None = None) -> Co
         path = path / "config.json"
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist (pass a .json/.yaml file or a model directory)")
-    text = path.read_text(encoding="utf-8")
     try:
+        text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
+    except (ValueError, RecursionError, yaml.YAMLError) as err:  # ValueError: JSON, or bytes that are not UTF-8
         raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}") from None
     if data is None:
         data = {}

@@ -52,7 +52,7 @@ def write_json(path: Path, data) -> None:
 def read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, ValueError, RecursionError) as err:  # ValueError: bad JSON or not UTF-8
         raise ModelError(f"{path}: cannot read JSON ({err}); the model directory is damaged — retrain or restore it") from None
 
 
