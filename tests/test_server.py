@@ -337,12 +337,13 @@ def test_oversized_body_is_refused_before_it_is_read(textcat):
 
 def test_create_app_refuses_bad_limits(textcat):
     for kwargs in ({"max_texts": 0}, {"max_chars": -1}, {"max_batch": 0}, {"batch_window_ms": -1},
-                   {"max_texts": True}, {"max_chars": "10"}):
+                   {"max_texts": True}, {"max_chars": "10"}, {"max_queue": 0}, {"request_timeout_s": 0},
+                   {"request_timeout_s": float("nan")}, {"max_body_bytes_in_flight": 0}):
         with pytest.raises(ConfigError, match=next(iter(kwargs))):
             create_app(textcat, **kwargs)
 
 
-def test_predictor_errors_are_4xx_and_unexpected_ones_json_500(tc_client, textcat, monkeypatch):
+def test_predictor_errors_are_4xx_and_unexpected_ones_json_500(tc_client, textcat, monkeypatch, caplog):
     def refuse(texts, top_k=1, batch_size=256):
         raise DataError("text 0: nothing this model can read")
 
@@ -350,13 +351,79 @@ def test_predictor_errors_are_4xx_and_unexpected_ones_json_500(tc_client, textca
     expect_error(tc_client.post("/predict", json={"text": "fine"}), 422, "body", "nothing this model can read")
 
     def crash(texts, top_k=1, batch_size=256):
-        raise RuntimeError("boom")
+        raise RuntimeError("boom at /home/secret/model.py")
 
     monkeypatch.setattr(textcat, "predict", crash)
-    body = expect_error(tc_client.post("/predict", json={"text": "fine"}), 500, None, "internal error")
-    assert "RuntimeError" in body["error"] and "boom" in body["error"]
+    monkeypatch.setitem(sys.modules, "wordconv.explain", fake_explain_module())
+    for route in ("/predict", "/explain"):
+        caplog.clear()
+        r = tc_client.post(route, json={"text": "fine"})
+        body = expect_error(r, 500, None, r"internal error [0-9a-f]{12}: the server's log has the details")
+        # nothing of the exception reaches the client: no message, no type, no traceback, no path
+        for leak in ("boom", "RuntimeError", "Traceback", "/home/secret", 'File "'):
+            assert leak not in r.text
+        # the server's log has it all, under the same id
+        error_id = body["error"].split()[2].rstrip(":")
+        logged = [rec for rec in caplog.records if error_id in rec.getMessage()]
+        assert logged and logged[0].exc_info and "boom" in str(logged[0].exc_info[1]), caplog.text
+        assert route in logged[0].getMessage()
     monkeypatch.undo()
     assert tc_client.post("/predict", json={"text": "fine"}).status_code == 200  # the batcher lives on
+
+
+def test_a_bug_outside_the_model_is_a_json_500_too(textcat, monkeypatch, caplog):
+    """The catch-all handler: any exception escaping a route is a JSON 500 with an id, logged with its traceback."""
+    app = create_app(textcat)
+
+    @app.get("/crash")
+    async def crash():
+        raise KeyError("/etc/passwd")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/crash")
+    body = expect_error(r, 500, None, "internal error")
+    assert "passwd" not in r.text and "KeyError" not in r.text and "Traceback" not in r.text
+    assert any(rec.exc_info and body["error"].split()[2].rstrip(":") in rec.getMessage() for rec in caplog.records)
+
+
+ODD_BODIES = [  # (body, content type, statuses): never a 500, never a traceback, always JSON
+    (b'{"text": "fine"}', "multipart/form-data; boundary=x", {200}),  # any content type is read as JSON
+    (b'{"text": "fine"}', "text/plain; charset=latin-1", {200}),
+    (b'{"text": "caf\xe9"}', "application/json", {400}),  # not UTF-8
+    ('{"text": "fine"}'.encode("utf-16"), "application/json", {200}),  # JSON readers take UTF-16 too
+    (b'{"text": "\\ud800 lone"}', "application/json", {422}),  # an unpaired surrogate
+    (b'{"texts": ["ok", "\\udfff"]}', "application/json", {422}),
+    (b'{"text": "a", "top_k": 1e999}', "application/json", {422}),  # inf
+    (b'{"text": "a", "top_k": NaN}', "application/json", {422}),
+    (b'{"text": "a", "top_k": ' + b"9" * 5000 + b"}", "application/json", {400}),  # past Python's int digits
+    (b'{"text": "a", "top_k": ' + b"9" * 400 + b"}", "application/json", {200}),  # huge but fine: all labels
+    (b'{"text": ' + b"[" * 500 + b"]" * 500 + b"}", "application/json", {422}),  # deep, parseable
+    (b'{"texts": ' + b"[" * 60_000 + b"}", "application/json", {400}),  # deeper than the parser goes
+    (b'{"texts": ' + b"[" * 70_000 + b"}", "application/json", {413}),  # over this client's body limit
+    (b'{"text": "a", "x": {"y": {"z": [1, 2', "application/json", {400}),  # truncated
+    (b'{"text": "fine", "text": 5}', "application/json", {422}),  # a duplicate key: the last wins
+    (b'{"text": "\\u0000"}', "application/json", {200, 422}),  # a NUL is a character (maybe no word)
+]
+
+
+@pytest.mark.parametrize("raw,ctype,statuses", ODD_BODIES, ids=[repr(b[0][:24]) for b in ODD_BODIES])
+def test_odd_bodies_are_answered_in_json(tc_client, raw, ctype, statuses):
+    r = tc_client.post("/predict", content=raw, headers={"content-type": ctype})
+    assert r.status_code in statuses, (r.status_code, r.text[:300])
+    assert r.headers["content-type"].startswith("application/json") and "Traceback" not in r.text
+    json.loads(r.content.decode("utf-8"))  # valid JSON, valid UTF-8
+    if r.status_code != 200:
+        expect_error(r, r.status_code)
+
+
+def test_listens_on_localhost_by_default():
+    import inspect
+
+    from wordconv.server import serve, serving
+
+    for fn in (serve, serving, serve_command):
+        host = inspect.signature(fn).parameters["host"].default
+        assert host == "127.0.0.1", (fn.__name__, host)
 
 
 # ---------------------------------------------------------------------------------------------------- explain

@@ -10,8 +10,16 @@
 
 Routes are thin (house style 8): they validate the body, then call the same
 :class:`~wordconv.inference.Predictor` a library user calls.  Bad input is a 4xx JSON error that names
-the field at fault (400 unreadable JSON, 413 too many or too long texts, 422 wrong shape, type or an
-empty text); even an unexpected error comes back as JSON.
+the field at fault (400 unreadable JSON, 413 too many or too long texts or too large a body, 422 wrong shape,
+type or an empty text, 404 / 405 unknown route or method).  An unexpected error (a bug) is a 500 whose
+JSON holds only an id; its traceback goes to the server's log.  No response ever holds a traceback.
+
+Load is bounded (:func:`create_app`): at most ``max_queue`` texts wait for or are in the model (more:
+503 with ``Retry-After`` at once, nothing queued); a body must arrive within ``request_timeout_s`` (else
+408) and its predictions come within the same time (else 503, the work dropped); uvicorn closes idle
+connections, caps request heads and, past ``max_connections``, answers 503 itself
+(:func:`uvicorn_config`).  The server listens on 127.0.0.1 unless told otherwise and never opens a file
+named by a request (the page's three files are read once, at start).
 
 Requests that arrive together are micro-batched: one background task gathers them (up to
 ``max_batch`` texts, waiting at most ``batch_window_ms`` for company once requests overlap) and runs
@@ -25,9 +33,11 @@ import importlib
 import json
 import math
 import socket
+import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +65,7 @@ PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self
 TEXT_TASKS = ("textcat", "multilabel", "regression", "ner")
 EXPLAIN_TASKS = ("textcat", "multilabel")  # one probability per label to explain (wordconv.explain)
 TEXT_KEYS, QA_KEYS = {"text", "texts"}, {"question", "context", "items"}
+log = logging.getLogger("wordconv.server")
 INSTALL_HINT = "the server needs fastapi and uvicorn: pip install 'wordconv[serve]' (or fastapi uvicorn)"
 
 
@@ -64,6 +75,11 @@ INSTALL_HINT = "the server needs fastapi and uvicorn: pip install 'wordconv[serv
 def _not_blank(text: str) -> str:
     if not text.strip():
         raise PydanticCustomError("empty_text", "empty text: give at least one word")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): no UTF-8 text, nothing a model can read
+        raise PydanticCustomError("unpaired_surrogate", "the text holds an unpaired UTF-16 surrogate (such as "
+                                                        "\\ud800): send valid Unicode text") from None
     return text
 
 
@@ -134,9 +150,16 @@ class QARequest(BaseModel):
 class ApiError(Exception):
     """A request the server refuses: an HTTP status and ``(field, message)`` pairs."""
 
-    def __init__(self, status: int, errors: list[tuple[str, str]]):
+    def __init__(self, status: int, errors: list[tuple[str, str]], headers: dict[str, str] | None = None):
         super().__init__("; ".join(f"{f}: {m}" if f else m for f, m in errors))
-        self.status, self.errors = status, errors
+        self.status, self.errors, self.headers = status, errors, dict(headers or {})
+
+
+class Busy(ApiError):
+    """503 with a ``Retry-After``: the queue is full, or the model did not answer in time.  Nothing was kept."""
+
+    def __init__(self, message: str, retry_after_s: int = 1):
+        super().__init__(503, [("", message)], {"Retry-After": str(retry_after_s)})
 
 
 def _field_name(loc: Sequence[Any]) -> str:
@@ -196,6 +219,7 @@ class Job:
     items: list
     top_k: int
     future: asyncio.Future = field(repr=False)
+    released: bool = field(default=False, repr=False)  # its items no longer count against max_queue
 
 
 class MicroBatcher:
@@ -204,25 +228,67 @@ class MicroBatcher:
     The first job after a quiet spell goes at once (a lone client pays no window); once requests overlap,
     each batch waits up to ``window_s`` for more, up to ``max_batch`` items.  While the model thread is
     busy, new jobs queue up and form the next batch.  ``run(jobs)`` returns each job's results; when a
-    batch fails, its jobs are run one by one so that one bad request cannot fail the others."""
+    batch fails, its jobs are run one by one so that one bad request cannot fail the others.
+
+    ``max_queue`` bounds the items waiting for or inside the model call (None: no bound): a job that would
+    go over it is refused at once with :class:`Busy` (503) and never enqueued, so memory cannot grow with
+    the backlog.  A job alone always fits, however large.  ``timeout_s`` bounds how long ``submit`` waits:
+    then it raises :class:`Busy` and the job is dropped (skipped if still queued, its results discarded if
+    the model is already running it); its items count until the model thread is done with them."""
 
     def __init__(self, run: Callable[[list[Job]], list[list]], executor: ThreadPoolExecutor, *, window_s: float,
-                 max_batch: int):
+                 max_batch: int, max_queue: int | None = None, timeout_s: float | None = None):
         self.run, self.executor, self.window_s, self.max_batch = run, executor, window_s, max_batch
+        self.max_queue, self.timeout_s = max_queue, timeout_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[Job] | None = None
         self._task: asyncio.Task | None = None
         self._carry: Job | None = None
         self._last_jobs = 0
-        self.stats = {"batches": 0, "requests": 0, "items": 0, "largest_batch": 0}
+        self._generation = 0  # bumped when a new loop takes over; late releases from the old one are ignored
+        self.pending = 0  # items admitted and not yet finished with (queued or in the model call)
+        self.stats = {"batches": 0, "requests": 0, "items": 0, "largest_batch": 0, "refused_busy": 0,
+                      "timed_out": 0}
 
     def _ensure_started(self) -> asyncio.Queue[Job]:
         # bound to the running loop; a test client that runs each request in a new loop gets a new task
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._task is None or self._task.done() or self._queue is None:
             self._loop, self._queue, self._carry = loop, asyncio.Queue(), None
+            self._generation += 1
+            self.pending = 0  # the old loop's jobs are gone with it
             self._task = loop.create_task(self._serve_forever(self._queue), name="wordconv-batcher")
         return self._queue
+
+    def full(self, n: int = 1) -> bool:
+        """Whether ``n`` more items would be refused now."""
+        return self.max_queue is not None and self.pending > 0 and self.pending + n > self.max_queue
+
+    def _admit(self, n: int) -> None:
+        if self.full(n):
+            self.stats["refused_busy"] += 1
+            raise Busy(f"the server is busy: {self.pending:,} texts are waiting for the model and this request "
+                       f"would bring them over the limit of {self.max_queue:,}; try again shortly")
+        self.pending += n
+
+    def _release(self, job: Job) -> None:
+        if not job.released:
+            job.released = True
+            self.pending = max(0, self.pending - len(job.items))
+
+    def _release_items(self, n: int, generation: int) -> None:
+        if generation == self._generation:
+            self.pending = max(0, self.pending - n)
+
+    async def _wait(self, future: "asyncio.Future[Any]") -> Any:
+        if self.timeout_s is None:
+            return await future
+        try:
+            return await asyncio.wait_for(future, self.timeout_s)  # cancels the future when it expires
+        except TimeoutError:
+            self.stats["timed_out"] += 1
+            raise Busy(f"the model did not answer within {self.timeout_s:g} s (the server is busy); try again "
+                       "shortly") from None
 
     async def start(self) -> None:
         self._ensure_started()
@@ -237,9 +303,29 @@ class MicroBatcher:
     async def submit(self, items: list, top_k: int = 1) -> list:
         """This request's results, in item order, once its batch has run."""
         queue = self._ensure_started()
+        self._admit(len(items))
         job = Job(items, top_k, asyncio.get_running_loop().create_future())
         queue.put_nowait(job)
-        return await job.future
+        return await self._wait(job.future)
+
+    async def call(self, fn: Callable[[], Any], n_items: int) -> Any:
+        """``fn()`` in the model thread, outside any batch (``/explain``), under the same queue bound and
+        timeout as :meth:`submit`; ``n_items`` count against ``max_queue`` until ``fn`` has returned."""
+        self._ensure_started()
+        self._admit(n_items)
+        loop, generation = asyncio.get_running_loop(), self._generation
+
+        def done(_f) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing left to count
+                loop.call_soon_threadsafe(self._release_items, n_items, generation)
+
+        try:
+            work = self.executor.submit(fn)
+        except BaseException:
+            self._release_items(n_items, generation)
+            raise
+        work.add_done_callback(done)
+        return await self._wait(asyncio.wrap_future(work, loop=loop))
 
     async def _gather(self, queue: asyncio.Queue[Job]) -> list[Job]:
         loop = asyncio.get_running_loop()
@@ -269,8 +355,13 @@ class MicroBatcher:
     async def _serve_forever(self, queue: asyncio.Queue[Job]) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            jobs = await self._gather(queue)
-            jobs = [j for j in jobs if not j.future.done()]  # the client went away
+            gathered = await self._gather(queue)
+            jobs = []
+            for j in gathered:
+                if j.future.done():  # timed out or the client went away: dropped unrun
+                    self._release(j)
+                else:
+                    jobs.append(j)
             if not jobs:
                 continue
             self._last_jobs = len(jobs)
@@ -283,6 +374,7 @@ class MicroBatcher:
                 results = await loop.run_in_executor(self.executor, self.run, jobs)
             except asyncio.CancelledError:
                 for j in jobs:
+                    self._release(j)
                     if not j.future.done():
                         j.future.set_exception(ApiError(503, [("", "the server is shutting down")]))
                 raise
@@ -297,7 +389,8 @@ class MicroBatcher:
                         except Exception as one:  # noqa: BLE001 - this request's own error
                             results.append(one)
             for j, r in zip(jobs, results):
-                if j.future.done():
+                self._release(j)
+                if j.future.done():  # timed out while the model ran: the results are dropped
                     continue
                 if isinstance(r, BaseException):
                     j.future.set_exception(r)
@@ -335,19 +428,31 @@ def _explain_module():
 
 
 def create_app(predictor: Any, *, max_texts: int = 256, max_chars: int = 20000, batch_window_ms: float = 2,
-               max_batch: int = 256) -> "FastAPI":
+               max_batch: int = 256, max_queue: int = 4096, request_timeout_s: float = 30,
+               max_body_bytes_in_flight: Optional[int] = None) -> "FastAPI":
     """A FastAPI app serving ``predictor`` (a :class:`~wordconv.inference.Predictor`, or an ONNX predictor with
     the same interface).  ``max_texts``: texts (qa: questions) per request; ``max_chars``: characters per
-    text, question or context; ``batch_window_ms`` / ``max_batch``: micro-batching (see :class:`MicroBatcher`)."""
+    text, question or context; ``batch_window_ms`` / ``max_batch``: micro-batching (see :class:`MicroBatcher`).
+
+    Load limits, so that a flood of requests costs bounded memory and gets answers rather than a hang:
+    ``max_queue``: texts waiting for or in the model at once (a request that would go over gets 503 with
+    ``Retry-After``, at once, and nothing is queued; a request alone always fits); ``request_timeout_s``: a
+    request whose body has not arrived by then gets 408, one whose predictions have not come by then 503
+    (its work is dropped); ``max_body_bytes_in_flight``: request bytes being read at once, over every
+    request (503 past it, unless the request is alone; default: the larger of 256 MiB and one largest body)."""
     fastapi, _ = _require_server_deps()
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import Response
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
 
     for name, value, low in (("max_texts", max_texts, 1), ("max_chars", max_chars, 1), ("max_batch", max_batch, 1),
-                             ("batch_window_ms", batch_window_ms, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+                             ("batch_window_ms", batch_window_ms, 0), ("max_queue", max_queue, 1),
+                             ("request_timeout_s", request_timeout_s, 0.001),
+                             ("max_body_bytes_in_flight", 1 if max_body_bytes_in_flight is None else
+                              max_body_bytes_in_flight, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= low:
             raise ConfigError(f"{name} must be a number >= {low}, got {value!r}")
     task = getattr(predictor, "task", "textcat")
     if task not in (*TEXT_TASKS, "qa"):
@@ -361,9 +466,11 @@ def create_app(predictor: Any, *, max_texts: int = 256, max_chars: int = 20000, 
     # a body can hold max_texts texts (qa: question + context) of max_chars characters, each up to 6 bytes
     # once JSON-escaped, plus room for keys; anything larger is refused before it is read in full
     max_body = 12 * max_chars * max_texts + 65536
+    in_flight_limit = int(max_body_bytes_in_flight or max(256 * 2**20, max_body))
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wordconv-model")  # one model call at a time
     batcher = MicroBatcher(lambda jobs: run_jobs(predictor, jobs), executor, window_s=batch_window_ms / 1000,
-                           max_batch=int(max_batch))
+                           max_batch=int(max_batch), max_queue=int(max_queue), timeout_s=float(request_timeout_s))
+    reading = {"bytes": 0}  # request bytes read and not yet parsed, over every request
     config = getattr(predictor, "config", None)
     model_type = getattr(getattr(config, "model", None), "type", None)
     onnx_class = type(predictor).__name__.startswith("Onnx")
@@ -375,7 +482,8 @@ def create_app(predictor: Any, *, max_texts: int = 256, max_chars: int = 20000, 
         "config": config.model_dump(mode="json") if hasattr(config, "model_dump") else None,
         "metrics": getattr(predictor, "metrics", None), "meta": getattr(predictor, "meta", None) or {},
         "limits": {"max_texts": max_texts, "max_chars": max_chars, "max_batch": max_batch,
-                   "batch_window_ms": batch_window_ms, "max_body_bytes": max_body},
+                   "batch_window_ms": batch_window_ms, "max_body_bytes": max_body, "max_queue": max_queue,
+                   "request_timeout_s": request_timeout_s, "max_body_bytes_in_flight": in_flight_limit},
     })
     started = time.time()
 
@@ -391,10 +499,10 @@ def create_app(predictor: Any, *, max_texts: int = 256, max_chars: int = 20000, 
 
     def json_response(content: Any, status: int = 200) -> Response:
         try:
-            body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        except (ValueError, TypeError):  # a NaN/inf (JSON has no such number) or a numpy scalar somewhere
-            body = json.dumps(_json_safe(content), ensure_ascii=False, separators=(",", ":"))
-        return Response(body.encode("utf-8"), status_code=status, media_type="application/json")
+            body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        except (ValueError, TypeError):  # a NaN/inf (JSON has no such number), a numpy scalar, a lone surrogate
+            body = json.dumps(_json_safe(content), separators=(",", ":")).encode("ascii")  # \u-escapes: valid JSON
+        return Response(body, status_code=status, media_type="application/json")
 
     def fail(status: int, errors: list[tuple[str, str]], headers: dict | None = None) -> Response:
         response = json_response(error_body(status, errors), status)
@@ -403,7 +511,7 @@ def create_app(predictor: Any, *, max_texts: int = 256, max_chars: int = 20000, 
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> Response:
-        return fail(exc.status, exc.errors)
+        return fail(exc.status, exc.errors, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(_request: Request, exc: RequestValidationError) -> Response:
@@ -419,20 +527,62 @@ def create_app(predictor: Any, *, max_texts: int = 256, max_chars: int = 20000, 
         return fail(422 if isinstance(exc, DataError) else 400, [("body", str(exc))])
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> Response:
-        return fail(500, [("", f"internal error ({type(exc).__name__}): {exc}")])
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # a bug (in the model or here): the traceback goes to the server's log under an id; the client gets
+        # the id and nothing of the exception (its message may hold paths or another request's text)
+        return fail(500, [("", internal_error(request, exc))])
 
-    async def read_json(request: Request) -> dict:
+    def internal_error(request: Request, exc: BaseException) -> str:
+        error_id = uuid.uuid4().hex[:12]
+        log.error("internal error %s on %s %s", error_id, request.method, request.url.path,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        return f"internal error {error_id}: the server's log has the details"
+
+    async def model_call(request: Request, work: Awaitable[Any]) -> Any:
+        """The batcher's answer; an unexpected exception from the model becomes a logged, generic 500."""
+        try:
+            return await work
+        except (ApiError, WordconvError):
+            raise
+        except Exception as e:  # noqa: BLE001 - logged with its traceback; the client gets an id
+            raise ApiError(500, [("", internal_error(request, e))]) from None
+
+    def refuse_if_full(n: int = 1) -> None:
+        if batcher.full(n):  # before the body is read: a flood costs no memory
+            batcher.stats["refused_busy"] += 1
+            raise Busy(f"the server is busy: {batcher.pending:,} texts are waiting for the model (at most "
+                       f"{max_queue:,}); try again shortly")
+
+    async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_body:
             raise ApiError(413, [("body", f"{int(declared):,} bytes; at most {max_body:,} per request")])
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body:
-                raise ApiError(413, [("body", f"more than {max_body:,} bytes; at most {max_body:,} per request")])
-            chunks.append(chunk)
-        raw = b"".join(chunks)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_body:
+                    raise ApiError(413, [("body", f"more than {max_body:,} bytes; at most {max_body:,} per "
+                                                  "request")])
+                reading["bytes"] += len(chunk)
+                chunks.append(chunk)
+                if reading["bytes"] > in_flight_limit and reading["bytes"] > size:  # others' too: alone, it fits
+                    raise Busy(f"the server is busy reading other requests (more than {in_flight_limit:,} bytes "
+                               "at once); try again shortly")
+        except ClientDisconnect:  # gone (or its HTTP broke) mid-body: nobody reads this answer, nothing to log
+            raise ApiError(400, [("body", "the connection closed before the whole body arrived")]) from None
+        finally:
+            reading["bytes"] -= sum(len(c) for c in chunks)
+        return b"".join(chunks)
+
+    async def read_json(request: Request) -> dict:
+        refuse_if_full()
+        try:
+            async with asyncio.timeout(request_timeout_s):
+                raw = await read_body(request)
+        except TimeoutError:
+            raise ApiError(408, [("body", f"the request body did not arrive within {request_timeout_s:g} s")]) \
+                from None
         if not raw.strip():
             raise ApiError(400, [("body", 'empty body: send a JSON object such as {"text": "..."}')])
         try:
@@ -483,10 +633,10 @@ def create_app(predictor: Any, *, max_texts: int = 256, max_chars: int = 20000, 
             pairs = qa.pairs()
             check_limits([(f"{p}{k}", t) for p, q, c in pairs for k, t in (("question", q), ("context", c))],
                          len(pairs), "items")
-            results = await batcher.submit([(q, c) for _, q, c in pairs])
+            results = await model_call(request, batcher.submit([(q, c) for _, q, c in pairs]))
         else:
             req = parse_texts(data)
-            results = await batcher.submit([t for _, t in req.all_texts()], req.top_k or 1)
+            results = await model_call(request, batcher.submit([t for _, t in req.all_texts()], req.top_k or 1))
         return json_response({"task": task, "predictions": results})
 
     def explainer():
@@ -514,13 +664,13 @@ def create_app(predictor: Any, *, max_texts: int = 256, max_chars: int = 20000, 
         def run() -> list[dict]:
             return [r.to_dict() for r in module.explain(predictor, texts, **kwargs)]
 
-        results = await asyncio.get_running_loop().run_in_executor(executor, run)
+        results = await model_call(request, batcher.call(run, len(texts)))
         return json_response({"task": task, "explanations": results})
 
     @app.get("/health", summary="liveness, uptime and micro-batching counters")
     async def health() -> Response:
         return json_response({"status": "ok", "task": task, "uptime_s": round(time.time() - started, 3),
-                              "batcher": dict(batcher.stats)})
+                              "batcher": {**batcher.stats, "pending": batcher.pending, "max_queue": max_queue}})
 
     @app.get("/metadata", summary="task, labels, model type, config, metrics, meta and request limits")
     async def metadata() -> Response:
@@ -603,13 +753,33 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+# a request line and headers still incomplete past this are refused (h11's own default; bodies: create_app)
+MAX_HEADER_BYTES = 16 * 1024
+KEEP_ALIVE_S = 5  # an idle kept-alive connection is closed after this
+
+
+def uvicorn_config(app: Any, sock: socket.socket, *, log_level: str = "info", access_log: bool = True,
+                   max_connections: int | None = 1024) -> Any:
+    """uvicorn's settings for ``app`` on ``sock``: idle connections closed after :data:`KEEP_ALIVE_S`; a request
+    head still incomplete past :data:`MAX_HEADER_BYTES` refused with 400 (so a connection buffers at most that
+    plus one network read; this is uvicorn's h11 parser, the one it uses when httptools is absent, whose own
+    limit is about 80 KiB); at most ``max_connections`` connections or requests at once (more: uvicorn's own
+    plain-text 503); at most 10 s to finish requests on shutdown."""
+    _, uvicorn = _require_server_deps()
+    host, port = sock.getsockname()[:2]
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,
+                          timeout_keep_alive=KEEP_ALIVE_S, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+                          limit_concurrency=max_connections, timeout_graceful_shutdown=10)
+
+
 @contextlib.contextmanager
-def serving(app: "FastAPI", host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> Iterator[str]:
+def serving(app: "FastAPI", host: str = "127.0.0.1", port: int = 0, log_level: str = "warning",
+            max_connections: int | None = 1024) -> Iterator[str]:
     """Run ``app`` with uvicorn in a background thread (tests, benchmarks); yields its base URL, stops on exit."""
     _, uvicorn = _require_server_deps()
     sock = bind(host, port)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=sock.getsockname()[1], log_level=log_level,
-                                           access_log=False))
+    server = uvicorn.Server(uvicorn_config(app, sock, log_level=log_level, access_log=False,
+                                           max_connections=max_connections))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="wordconv-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -628,15 +798,20 @@ def serving(app: "FastAPI", host: str = "127.0.0.1", port: int = 0, log_level: s
 
 def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, onnx: bool = False, *,
           max_texts: int = 256, max_chars: int = 20000, batch_window_ms: float = 2, max_batch: int = 256,
+          max_queue: int = 4096, request_timeout_s: float = 30, max_connections: int = 1024,
           log_level: str = "info") -> None:
     """Load ``model_dir`` and serve it over HTTP until interrupted (Ctrl-C).  Binds 127.0.0.1 (this machine
-    only) unless told otherwise."""
+    only) unless told otherwise.  The limits: :func:`create_app`'s and :func:`uvicorn_config`'s."""
     _, uvicorn = _require_server_deps()
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+        raise ConfigError(f"max_connections must be a number >= 1, got {max_connections!r}")
     predictor = load_predictor(model_dir, onnx=onnx)
     app = create_app(predictor, max_texts=max_texts, max_chars=max_chars, batch_window_ms=batch_window_ms,
-                     max_batch=max_batch)
+                     max_batch=max_batch, max_queue=max_queue, request_timeout_s=request_timeout_s)
     sock = bind(host, port)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=sock.getsockname()[1], log_level=log_level))
+    server = uvicorn.Server(uvicorn_config(app, sock, log_level=log_level, max_connections=max_connections))
+    # uvicorn names no address when handed a socket: say where (with --port 0, the only way to know)
+    logging.getLogger("uvicorn.error").info("wordconv serving %s at %s (Ctrl-C to stop)", model_dir, url_of(sock))
     try:
         server.run(sockets=[sock])
     finally:
@@ -660,6 +835,13 @@ def serve_command(
     batch_window_ms: Annotated[float, typer.Option(
         "--batch-window-ms", min=0, help="how long a batch of concurrent requests waits for more")] = 2,
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="texts per model call")] = 256,
+    max_queue: Annotated[int, typer.Option("--max-queue", min=1, help="texts waiting for or in the model at once; "
+                                                                      "past it, requests get 503 at once")] = 4096,
+    request_timeout: Annotated[float, typer.Option(
+        "--request-timeout", min=0.001, help="seconds a request may take: its body (else 408), then its "
+                                             "predictions (else 503)")] = 30,
+    max_connections: Annotated[int, typer.Option("--max-connections", min=1, help="connections or requests at "
+                                                                                  "once; past it, 503")] = 1024,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's: critical, error, warning, info, "
                                                                "debug, trace")] = "info",
 ) -> None:
@@ -669,7 +851,8 @@ def serve_command(
             _err.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine on port {port} "
                        "can use the model (there is no authentication)", highlight=False)
         serve(model_dir, host, port, onnx, max_texts=max_texts, max_chars=max_chars,
-              batch_window_ms=batch_window_ms, max_batch=max_batch, log_level=log_level)
+              batch_window_ms=batch_window_ms, max_batch=max_batch, max_queue=max_queue,
+              request_timeout_s=request_timeout, max_connections=max_connections, log_level=log_level)
 
 
 if __name__ == "__main__":  # python -m wordconv.server DIR [--port N] (what `wordconv serve` runs)
