@@ -219,6 +219,9 @@ def json_objects(text: str, path: str | Path, example: str = '{"text": "..."}') 
         except json.JSONDecodeError as err:
             raise DataError(f"{path}:{number}: malformed JSON ({err.msg} at column {err.colno}); each line must be "
                             f"one JSON object such as {example}: fix the line") from None
+        except (ValueError, RecursionError) as err:  # a number over Python's 4300-digit limit, nesting too deep
+            raise DataError(f"{path}:{number}: cannot parse the JSON ({err}); each line must be one JSON object such "
+                            f"as {example}: fix the line") from None
         if not isinstance(record, dict):
             raise DataError(f"{path}:{number}: a JSON {type(record).__name__}, not an object; each line must be one "
                             f"JSON object such as {example}: fix the line")
@@ -253,6 +256,9 @@ def _parse_jsonl(
     examples = []
     for number, record in json_objects(text, path, f'{{"{text_field}": "...", "{label_field}": "..."}}'):
         source = f"{path}:{number}"
+        if isinstance(record.get(text_field), (int, float)) and not isinstance(record.get(text_field), bool):
+            raise DataError(f"{source}: field {text_field!r} is the number {record[text_field]!r}, not a text: does "
+                            f"{text_field!r} name the text field? Name it ({_FIELD_HINT}), or quote the text.")
         text_value = _json_value(record, text_field, source, required=True)
         if multilabel and isinstance(record.get(label_field), list):
             examples.append(Example(text_value, None, source, _json_labels(record[label_field], label_field, source)))
@@ -337,6 +343,12 @@ def _parse_csv(
         if header is None:
             raise DataError(f"{path}: contains only blank lines, no header row. Pass the right file or fill it.")
         names = [name.strip() for name in header]
+        for field in (text_field, label_field):
+            where = [i + 1 for i, name in enumerate(names) if name == field]
+            if len(where) > 1:
+                raise DataError(f"{path}: the header row names column {field!r} {len(where)} times (columns "
+                                f"{', '.join(map(str, where))}); rename the duplicates so that one column is "
+                                f"{field!r}, or give 1-based column numbers ({_FIELD_HINT}).")
         text_columns = [_find_column(names, text_field, path, required=True)]
         label_index = _find_column(names, label_field, path, required=require_labels)
         label_columns = None if label_index is None else [label_index]
@@ -481,7 +493,150 @@ def _folder_members(path: Path, locate: Callable[[str], T | None]) -> Iterator[t
                 found = locate(name) if member.isfile() else None
                 if found is not None:
                     yield name, found, archive.extractfile(member).read()
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
+    except (tarfile.TarError, EOFError, zlib.error, OSError, TypeError) as err:
+        # TypeError: tarfile's stream mode on a gzip header cut short ("ord() expected a character")
         raise DataError(
             f"{path}: cannot read the archive ({err}). It is damaged or incomplete; fetch it again."
         ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# streaming: one example at a time, for corpora larger than memory (see wordconv.data.shards)
+
+_STREAMED_FORMATS = ("labelfirst", "jsonl")
+
+
+def iter_examples(
+    path: str | Path,
+    format: str | None = None,
+    *,
+    text_field: str = "text",
+    label_field: str = "label",
+    encoding: str | None = None,
+    require_labels: bool = True,
+    multilabel: bool = False,
+    label_separator: str = ",",
+) -> Iterator[Example]:
+    """The examples of a data file one at a time, as :func:`read_examples` reads them, without holding the file.
+
+    Label-first and JSONL files are streamed line by line, with the same sources (``path:line``) and the same
+    DataErrors, raised when the reading gets to the line at fault.  One difference: without ``encoding`` each line
+    is decoded on its own (UTF-8, else cp1252, else Latin-1) rather than the whole file at once.  The other
+    formats (a CSV field may span lines, a folder tree is many files) are read whole by :func:`read_examples`.
+    """
+    path = Path(path)
+    fmt = format or detect_format(path)
+    if fmt not in _STREAMED_FORMATS:
+        yield from read_examples(path, fmt, text_field=text_field, label_field=label_field, encoding=encoding,
+                                 require_labels=require_labels, multilabel=multilabel, label_separator=label_separator)
+        return
+    count = 0
+    for number, line in _stream_lines(path, encoding):
+        if not line.strip():
+            continue
+        source = f"{path}:{number}"
+        if fmt == "labelfirst":
+            example = _labelfirst_example(line, source, require_labels)
+        else:
+            example = _jsonl_example(_json_line(line, source, f'{{"{text_field}": "...", "{label_field}": "..."}}'),
+                                     source, text_field, label_field, require_labels, multilabel)
+        yield _split_labels(example, label_separator) if multilabel else example
+        count += 1
+    if not count:
+        raise DataError(f"{path}: contains only blank lines, no examples. Pass the right file or fill it.")
+
+
+def _stream_lines(path: Path, encoding: str | None) -> Iterator[tuple[int, str]]:
+    """(1-based line number, decoded line) of a file read in binary, split on ``\\n`` only, ``\\r`` removed."""
+    if path.is_dir():
+        raise DataError(
+            f"{path}: is a directory, but a data file was expected. Pass a file, or use format 'folder' "
+            f"for a folder-per-class tree (<dir>/<label>/*.txt)."
+        )
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(
+            f"{path}: no such file. Check the path (relative paths start at the current directory)."
+        ) from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the file ({err.strerror}). Check its permissions.") from None
+    with handle:
+        number = 0
+        for number, raw in enumerate(handle, start=1):  # binary lines end at b"\n" only
+            yield number, _decode_line(raw.removesuffix(b"\n").removesuffix(b"\r"), path, number, encoding)
+        if number == 0:
+            raise DataError(f"{path}: the file is empty. Pass a file with one example per line.")
+
+
+def _decode_line(data: bytes, path: Path, number: int, encoding: str | None) -> str:
+    """One line's text, decoded as :func:`read_text_bytes` decodes a file (a BOM is dropped from line 1)."""
+    if b"\x00" in data:
+        raise DataError(
+            f"{path}:{number}: contains NUL bytes, so {path} is a binary file or UTF-16 text, not a text file "
+            f"wordconv can read. Pass the plain-text data file, or convert it to UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8`)."
+        )
+    if encoding is not None:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as err:
+            raise DataError(
+                f"{path}:{number}: byte {data[err.start]:#04x} is not valid {encoding}. "
+                f"Pass the file's real encoding, or leave the encoding unset to detect UTF-8/cp1252/Latin-1."
+            ) from None
+        except LookupError:
+            raise DataError(
+                f"{path}: unknown encoding {encoding!r}; use a Python codec name such as 'utf-8' or 'cp1252'."
+            ) from None
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                text = data.decode("cp1252")
+            except UnicodeDecodeError:
+                text = data.decode("latin-1")
+    return text.removeprefix("\ufeff") if number == 1 else text
+
+
+def _labelfirst_example(line: str, source: str, require_labels: bool) -> Example:
+    """One ``<label> <text>`` line (the whole line as an unlabelled text with ``require_labels=False``)."""
+    if not require_labels:
+        return Example(line.strip(), None, source)
+    parts = line.split(maxsplit=1)
+    if len(parts) < 2:
+        raise DataError(
+            f"{source}: the line has a label ({parts[0]!r}) but no text after it. Every line must be "
+            f"'<label> <text>'; fix or delete the line."
+        )
+    return Example(parts[1].strip(), parts[0], source)
+
+
+def _json_line(line: str, source: str, example: str) -> dict:
+    """The JSON object on one line of a JSON-lines file (errors as :func:`json_objects` words them)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{source}: malformed JSON ({err.msg} at column {err.colno}); each line must be "
+                        f"one JSON object such as {example}: fix the line") from None
+    except (ValueError, RecursionError) as err:  # a number over Python's 4300-digit limit, nesting too deep
+        raise DataError(f"{source}: cannot parse the JSON ({err}); each line must be one JSON object such as "
+                        f"{example}: fix the line") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{source}: a JSON {type(record).__name__}, not an object; each line must be one "
+                        f"JSON object such as {example}: fix the line")
+    return record
+
+
+def _jsonl_example(record: dict, source: str, text_field: str, label_field: str, require_labels: bool,
+                   multilabel: bool) -> Example:
+    """The example of one JSON-lines object, as :func:`_parse_jsonl` reads it."""
+    if isinstance(record.get(text_field), (int, float)) and not isinstance(record.get(text_field), bool):
+        raise DataError(f"{source}: field {text_field!r} is the number {record[text_field]!r}, not a text: does "
+                        f"{text_field!r} name the text field? Name it ({_FIELD_HINT}), or quote the text.")
+    text_value = _json_value(record, text_field, source, required=True)
+    if multilabel and isinstance(record.get(label_field), list):
+        return Example(text_value, None, source, _json_labels(record[label_field], label_field, source))
+    if multilabel and isinstance(record.get(label_field), str) and not record[label_field].strip():
+        return Example(text_value, None, source, ())
+    return Example(text_value, _json_value(record, label_field, source, required=require_labels), source)

@@ -149,6 +149,9 @@ def _load_json(path: Path) -> object:
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: invalid JSON: {err.msg} at line {err.lineno}, column {err.colno}. Fix the file; a "
                         f"SQuAD file is one JSON object {_SQUAD_FORM}.") from None
+    except (ValueError, RecursionError) as err:  # a number over Python's 4300-digit limit, nesting too deep
+        raise DataError(f"{path}: cannot parse the JSON ({err}). Fix the file; a SQuAD file is one JSON object "
+                        f"{_SQUAD_FORM}.") from None
 
 
 def _key(record: dict, key: str, where: str, form: str = _SQUAD_FORM) -> Any:

@@ -216,6 +216,10 @@ class Vocab:
                 f"vocabulary file {str(path)!r} is not valid JSON ({err}); it is damaged: "
                 "rebuild it by training again"
             ) from None
+        except (ValueError, RecursionError) as err:  # a number too long to convert, nesting too deep
+            raise DataError(
+                f"vocabulary file {str(path)!r} cannot be parsed ({err}); it is damaged: rebuild it by training again"
+            ) from None
         try:
             return cls.from_json(data)
         except DataError as err:

@@ -168,7 +168,10 @@ def _parse_header(line: bytes) -> tuple[int, int] | None:
     """``(N, D)`` when ``line`` is a word2vec header ``"N D"``, else None."""
     fields = line.split()
     if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
-        return int(fields[0]), int(fields[1])
+        try:
+            return int(fields[0]), int(fields[1])
+        except ValueError:  # over Python's 4300-digit limit: not a header
+            return None
     return None
 
 
