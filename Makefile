@@ -13,7 +13,7 @@ export WORDCONV_DATA := $(abspath ../shared/data)
 endif
 endif
 
-.PHONY: install browser demo test bench bench-family clean
+.PHONY: install browser demo test bench bench-family bench-peers clean
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,14 @@ test: install browser
 
 bench: install
 	$(BIN)/python bench/kim_table.py
+
+# the peers (Keras 3 on torch, fastText, TF-IDF + LR), the matmul-peak fraction, memory; see BENCHMARKS.md
+bench-peers: install
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[bench]'
+	$(BIN)/python bench/keras_peer.py
+	$(BIN)/python bench/fasttext_peer.py
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/memory.py
 
 # Kim's table with pretrained vectors, DPCNN, CNN+attention (long: resumable, see BENCHMARKS.md)
 bench-family: install
