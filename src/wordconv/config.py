@@ -41,6 +41,12 @@ class DataConfig(Section):
     label_separator: str = Field(",", min_length=1)
     test_path: str | None = None  # a user's own test file (then no CV)
     dev_path: str | None = None  # a user's own dev file (then no dev carve-out)
+    # corpora larger than memory: tokenise the training file once into memory-mapped token-id shards
+    # (cached under cache_dir, keyed by the file's bytes and the tokenizer settings) and stream batches
+    # from them; a file path as data.name, with data.dev_path / data.test_path for dev and test
+    stream: bool = False
+    cache_dir: str | None = None  # the shard cache; None: $WORDCONV_CACHE, else the user cache dir / shards
+    shard_tokens: int = Field(4_000_000, gt=0)  # tokens per shard: what one shard's batches hold in memory
 
 
 class EmbeddingConfig(Section):

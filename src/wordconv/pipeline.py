@@ -108,10 +108,58 @@ def resolve_config(config: Config | dict | str | Path | None = None, overrides: 
 
 
 def load_splits(config: Config) -> DatasetSplits:
+    """The dataset's splits (with ``data.stream``: dev and test read, the training file tokenised into shards)."""
     d = config.data
+    if d.stream:
+        return load_streamed(config)
     return load_data(d.name, data_dir=d.data_dir, fold=d.fold, seed=d.split_seed, dev_fraction=d.dev_fraction,
                      format=d.format, text_field=d.text_field, label_field=d.label_field,
                      test_path=d.test_path, dev_path=d.dev_path, task=config.task, label_separator=d.label_separator)
+
+
+def shard_cache_dir(config: Config) -> Path:
+    if config.data.cache_dir:
+        return Path(config.data.cache_dir).expanduser()
+    if os.environ.get("WORDCONV_CACHE"):
+        return Path(os.environ["WORDCONV_CACHE"]).expanduser() / "shards"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("wordconv")) / "shards"
+
+
+def load_streamed(config: Config) -> DatasetSplits:
+    """``data.stream``: the training file tokenised once into memory-mapped shards (reused while the file and
+    the tokenizer settings stay the same), never held in memory; dev and test files read as usual."""
+    from wordconv.data.readers import iter_examples, read_examples
+    from wordconv.data.registry import _label_order
+    from wordconv.data.shards import TokenTable, label_names, shard_cache, tokenizer_settings
+
+    d = config.data
+    if config.task not in ("textcat", "multilabel", "regression") or is_subword(config):
+        raise ConfigError(f"data.stream streams word-id shards for word-level models on textcat, multilabel or "
+                          f"regression; task {config.task} with model {config.model.type} reads its data in memory "
+                          "(set data.stream=false)")
+    path = Path(d.name).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"data.stream: data.name must be a training file (label-first, JSONL, CSV/TSV); "
+                          f"{d.name!r} is not one. For a registry dataset, pass its file under $WORDCONV_DATA")
+    multilabel = config.task == "multilabel"
+    read = {"format": d.format, "text_field": d.text_field, "label_field": d.label_field,
+            "multilabel": multilabel, "label_separator": d.label_separator}
+
+    def read_split(split_path: str | None) -> list[Example]:
+        return read_examples(split_path, **read) if split_path else []
+
+    dev, test = read_split(d.dev_path), read_split(d.test_path)
+    settings = {"tokenizer": tokenizer_settings(config.preprocessing), "read": read}
+    shards = shard_cache([path], settings, lambda: iter_examples(path, **read), TokenTable(Preprocessor(
+        config.preprocessing)), shard_cache_dir(config), shard_tokens=d.shard_tokens)
+    labels = ["score"] if config.task == "regression" else sorted(label_names(shards), key=_label_order)
+    files = {"train": str(path), **({"dev": d.dev_path} if d.dev_path else {}),
+             **({"test": d.test_path} if d.test_path else {})}
+    note = (f"train streamed from shards in {shards}; dev {'from ' + d.dev_path if d.dev_path else 'none'}; "
+            f"test {'from ' + d.test_path if d.test_path else 'none'}")
+    return DatasetSplits(str(path), [], dev, test, labels, files, note, train_shards=str(shards))
 
 
 def _check_texts(examples: list[Example], split: str) -> None:
@@ -134,7 +182,9 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
 
     console = console or Console(stderr=True)
     seed_everything(config.training.seed)
-    _check_texts(splits.train, "train")
+    streamed = splits.train_shards is not None  # data.stream: training texts come from memory-mapped shards
+    if not streamed:
+        _check_texts(splits.train, "train")
     pre = Preprocessor(config.preprocessing)
     t0 = time.perf_counter()
     subword = is_subword(config)
@@ -142,6 +192,12 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
     qa = config.task == "qa"
     if subword:  # the encoder's own tokenizer; the word vocabulary stays empty (specials only)
         train_tokens, vocab = None, Vocab.build([])
+    elif streamed:  # the vocabulary from the shards' word counts
+        from wordconv.data.shards import token_counts, vocab_from_counts
+
+        train_tokens = None
+        vocab = vocab_from_counts(token_counts(splits.train_shards), min_freq=config.preprocessing.min_freq,
+                                  max_size=config.preprocessing.max_vocab)
     elif ner:  # tokenized sentences: the words as given (lowercased as configured)
         lower = config.preprocessing.lowercase
         train_tokens = [[w.lower() if lower else w for w in ex.tokens or ()] for ex in splits.train]
@@ -160,7 +216,13 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
     if config.embeddings.mode != "rand":
         config, vocab, vectors, vectors_meta = attach_vectors(config, vocab, console)
     task = make_task(config, splits.labels)
-    train_labels = None if ner or qa else task.targets(splits.train, "train")
+    if streamed:  # min_length is set once the model is built
+        from wordconv.data.shards import ShardedTexts, read_manifest
+
+        train = ShardedTexts(splits.train_shards, vocab=vocab, targets=lambda exs: task.targets(exs, "train"))
+        train_labels = train.labels
+    else:
+        train_labels = None if ner or qa else task.targets(splits.train, "train")
     weights = config.training.class_weights  # textcat only (the config refuses it for other tasks)
     if weights == "balanced":
         weights = task.balanced_weights(train_labels, len(splits.labels))
@@ -171,7 +233,12 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
         model.encoder.embedding.load_pretrained(vectors)
     min_len = model.encoder.min_length
     to_ids = text_ids(model.encoder, pre, vocab)
-    if qa:
+    if streamed:
+        train.min_length = min_len
+        truncated = read_manifest(splits.train_shards).get("truncated") or 0
+        limit = (f"preprocessing.max_length={config.preprocessing.max_length} tokens and were cut "
+                 f"({config.preprocessing.truncation}) when the shards were written")
+    elif qa:
         train = task.encode(splits.train, to_ids, min_len, "train")
         truncated = task.skipped
         limit = ("what the reader reads (model.max_context_tokens words of a paragraph): their answers lie past "
@@ -204,7 +271,7 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
                 f"{', CRF' if task.crf else ''})" if ner else f"{len(splits.labels)} labels")
         if config.task == "multilabel":
             what += " (multi-label)"
-        console.print(f"[bold]{splits.name}[/]: {len(splits.train)} train / {len(splits.dev)} dev / "
+        console.print(f"[bold]{splits.name}[/]: {len(train)} train / {len(splits.dev)} dev / "
                       f"{len(splits.test)} test, {what}, "
                       + (f"subword vocab {len(model.encoder.tokenizer)}" if subword else f"vocab {len(vocab)}")
                       + f"; {splits.split_note}")
@@ -228,7 +295,7 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
     meta = base_meta(config.training.seed)
     meta["task"] = config.task
     meta["data"] = {"name": splits.name, "files": splits.files, "split": splits.split_note,
-                    "sizes": {"train": len(splits.train), "dev": len(splits.dev), "test": len(splits.test)}}
+                    "sizes": {"train": len(train), "dev": len(splits.dev), "test": len(splits.test)}}
     if vectors is not None:
         meta["embeddings"] = vectors_meta
     meta["training"] = {

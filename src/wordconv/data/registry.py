@@ -89,6 +89,7 @@ class DatasetSplits:
     labels: list[str]
     files: dict[str, str]
     split_note: str
+    train_shards: str | None = None  # data.stream: the shard directory the training texts stream from (train is [])
 
 
 _MR_CITATION = (
