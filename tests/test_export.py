@@ -253,3 +253,131 @@ def test_export_command(exported, tmp_path):
     assert result.exit_code == ConfigError.exit_code and "tflite" in result.output and "Traceback" not in result.output
     result = runner.invoke(cli_app(), ["export", str(tmp_path / "nope")])
     assert result.exit_code == ModelError.exit_code and "does not exist" in result.output
+
+
+# ------------------------------------------------------------------------------------------------
+# serving speed: numpy batches, ids remembered per piece, the padding mask as a lookup
+
+def task_path_probs(model: OnnxPredictor, texts: list[str], batch_size: int) -> torch.Tensor:
+    """predict_proba as the task computes it from ``encode``: texts sorted by length and cut into batches
+    (EncodedTexts.batches, torch padding), each batch's softmax put back in input order."""
+    probs = torch.empty(len(texts), len(model.labels))
+    for batch in model.encode(texts).batches(batch_size, shuffle=False):
+        probs[batch["index"]] = torch.softmax(torch.from_numpy(model.logits(batch["ids"])), dim=-1)
+    return probs
+
+
+@pytest.mark.parametrize("case", ["textcnn", "dpcnn", "pretrained"])
+def test_predict_proba_equals_the_task_path(case, exported, data):
+    out = exported(case)
+    model = OnnxPredictor.load(out)
+    rows = [line.split(" ", 1)[1].strip() for line in data["test"].read_text().splitlines()]
+    texts = (rows + TEXTS) * 2  # 96 texts of mixed lengths
+    reference = wordconv.load(out).predict_proba(texts)
+    for batch_size in (1, 3, 7, 256):
+        for n in (1, 2, 4, 15, len(texts)):  # one text, a batch boundary, several batches
+            got = model.predict_proba(texts[:n], batch_size=batch_size)
+            assert got.shape == (n, 2) and got.dtype == torch.float32
+            assert torch.equal(got, task_path_probs(model, texts[:n], batch_size)), (batch_size, n)  # the same batches
+            torch.testing.assert_close(got, reference[:n], atol=1e-5, rtol=0)  # input order kept
+        assert model.predict_proba([], batch_size=batch_size).shape == (0, 2)
+        labels = [p.label for p in model.predict(texts, batch_size=batch_size)]
+        assert labels == [model.labels[i] for i in task_path_probs(model, texts, batch_size).argmax(dim=1).tolist()]
+
+
+def test_predict_paths_keep_validation_and_metrics(exported, data):
+    from wordconv.errors import DataError
+
+    from wordconv.export import _PieceWordIds
+
+    out = exported("textcnn")
+    model = OnnxPredictor.load(out)
+    assert isinstance(model._to_ids, _PieceWordIds)  # the regex tokenizer: ids remembered per piece
+    with pytest.raises(ConfigError, match="batch_size"):
+        model.predict_proba(TEXTS, batch_size=0)
+    with pytest.raises(DataError, match="text 1 is empty"):
+        model.predict_proba(["good", "  "])
+    with pytest.raises(DataError, match="expected a string"):
+        model.predict(["good", 3])
+    rows = [line.split(" ", 1) for line in data["test"].read_text().splitlines()]
+    texts, labels = [t.strip() for _, t in rows], [lab for lab, _ in rows]
+    reference = wordconv.load(out).evaluate(texts, labels)
+    got = model.evaluate(texts, labels, batch_size=3)
+    assert got["accuracy"] == pytest.approx(reference["accuracy"])
+    assert got["confusion_matrix"] == reference["confusion_matrix"]
+    with pytest.raises(DataError):
+        model.evaluate(texts[:2], ["positive", "no-such-label"])
+
+
+def fuzz_texts(n: int, seed: int = 0) -> list[str]:
+    """Texts mixing what the regex tokenizer treats specially: clitics, hyphens, numbers, punctuation, HTML,
+    combining marks, CJK, final sigma, and whitespace of every kind."""
+    import random
+
+    rng = random.Random(seed)
+    alphabet = (list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") * 3 + [" "] * 30
+                + list("-'\u2019.,_<>/!?()`\"&;:#@$%*")
+                + ["\t", "\n", "\xa0", "\u3000", "\x1c", "\x1f", "\u2028", "\x85", "\u200b", "\ufeff", "\u00e9",
+                   "\u0301", "\u0308", "\u4e2d", "\u6587", "\ud55c", "\u03a3", "\u03c3", "\u0391\u03a3", "\u0130",
+                   "\u00df", "\ufb01", "\u2167", "\u00b2", "\u0661", "\U0001f642", "n't", "'s", "'ve", "N'T", "<br />",
+                   "<i>", "</p>", "<!-- c -->", "<a href='x y'>", "3.5", "1,000", "o'clock", "well-made", "don't",
+                   "they'd've", "\u2019re", " 's ", "can't", "__", "_x_"])
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("settings", [{}, {"normalize": "kim"}, {"remove_punct": True, "stopwords": "english"},
+                                      {"lowercase": False, "strip_html": False}, {"tokenizer": "whitespace"},
+                                      {"max_length": 5}, {"max_length": 6, "truncation": "tail"},
+                                      {"max_length": 7, "truncation": "head"}])
+def test_piecewise_ids_equal_word_ids(settings):
+    from wordconv.data.text import PreprocessConfig, Preprocessor
+    from wordconv.data.vocab import Vocab
+    from wordconv.export import _PieceWordIds
+    from wordconv.tasks.base import WordIds
+
+    config = PreprocessConfig(**settings)
+    texts = fuzz_texts(3000) + [t for _, t in make_sentences(200, 5)] + ["<b>bold</b> don't", "ΑΣ ΒΣ. σ"]
+    vocab = Vocab.build([Preprocessor(config)(t) for t in texts[::2]])  # half the words known, half <unk>
+    want, got = WordIds(Preprocessor(config), vocab), _PieceWordIds(Preprocessor(config), vocab)
+    assert got.encode_many(texts) == want.encode_many(texts)
+    assert got.encode_many(texts) == want.encode_many(texts)  # and again, from the remembered pieces
+    assert got.preprocessor.truncated == want.preprocessor.truncated
+    got._pieces.clear()
+    got._pieces.limit = 50  # a full memo starts over and still gives the same ids
+    assert got.encode_many(texts[:500]) == want.encode_many(texts[:500]) and len(got._pieces) <= 50
+
+
+def test_padding_mask_becomes_a_lookup_bit_for_bit(exported, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from wordconv.export import _export_graph, _rewrite, mask_padding_in_lookup
+    from wordconv.inference import Predictor
+
+    out = exported("textcnn")
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["masks_in_lookups"] == 3  # one per filter width
+    served = onnx.load(str(out / ONNX_FILE))
+    assert not [n for n in served.graph.node if n.op_type == "Where" and n.input[1] in
+                {t.name for t in served.graph.initializer if onnx.numpy_helper.to_array(t).dtype == np.float32}]
+    int8 = onnx.load(str(out / INT8_FILE))  # quantized before the rewrite: no -inf row to scale
+    assert sum(n.op_type == "Where" for n in int8.graph.node) == 3
+
+    path = tmp_path / "model.onnx"
+    _export_graph(Predictor.load(out), path, None)
+    _rewrite(path, None)
+    before = onnx.load(str(path))
+    after = onnx.load(str(path))
+    assert mask_padding_in_lookup(after) == 3 and mask_padding_in_lookup(after) == 0
+    onnx.checker.check_model(after)
+    run = {name: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run
+           for name, m in (("before", before), ("after", after))}
+    vocab_size = len(json.loads((out / "vocab.json").read_text())["itos"])
+    g = torch.Generator().manual_seed(0)
+    for batch, length in [(1, 1), (5, 9), (3, 30), (8, 2)]:
+        ids = torch.randint(2, min(vocab_size, 50), (batch, length), generator=g)
+        ids[0, max(1, length // 2):] = 0  # a shorter text
+        if batch > 2:
+            ids[2, :] = 0  # a text with no known word left at all
+        feed = {"ids": ids.numpy()}
+        np.testing.assert_array_equal(run["after"](None, feed)[0], run["before"](None, feed)[0])
