@@ -17,7 +17,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import struct
 import tarfile
 from collections.abc import Callable
@@ -25,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
+
+from fuzzing import fuzz_settings
 
 from wordconv.data.conll import read_conll
 from wordconv.data.readers import (
@@ -45,18 +46,6 @@ from wordconv.embeddings.vectors import (
 )
 from wordconv.errors import DataError
 
-_SCALE = int(os.environ.get("WORDCONV_FUZZ_SCALE", "1"))
-
-
-def fuzz_settings(max_examples: int) -> settings:
-    """Explicit settings: ``max_examples`` (times WORDCONV_FUZZ_SCALE), deterministic unless scaled up."""
-    return settings(
-        max_examples=max_examples * _SCALE,
-        deadline=None,
-        derandomize=_SCALE == 1,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-    )
 
 
 # Example counts (RELIABILITY.md lists them as fuzz iterations): per reader target (see TARGETS).

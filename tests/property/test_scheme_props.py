@@ -11,13 +11,14 @@ runs N times as many examples, randomly.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
+
+from fuzzing import fuzz_settings
 from seqeval.metrics.sequence_labeling import get_entities
 
 from wordconv.data.conll import (
@@ -30,18 +31,6 @@ from wordconv.data.conll import (
 )
 from wordconv.errors import DataError
 
-_SCALE = int(os.environ.get("WORDCONV_FUZZ_SCALE", "1"))
-
-
-def fuzz_settings(max_examples: int) -> settings:
-    """Explicit settings: ``max_examples`` (times WORDCONV_FUZZ_SCALE), deterministic unless scaled up."""
-    return settings(
-        max_examples=max_examples * _SCALE,
-        deadline=None,
-        derandomize=_SCALE == 1,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
 
 
 # Example counts (RELIABILITY.md lists them as fuzz iterations).

@@ -12,11 +12,12 @@ database); set ``WORDCONV_FUZZ_SCALE=N`` to run N times as many examples, random
 
 from __future__ import annotations
 
-import os
 import re
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
+
+from fuzzing import fuzz_settings
 
 from wordconv.data.text import (
     PreprocessConfig,
@@ -27,18 +28,6 @@ from wordconv.data.text import (
     truncate,
 )
 
-_SCALE = int(os.environ.get("WORDCONV_FUZZ_SCALE", "1"))
-
-
-def fuzz_settings(max_examples: int) -> settings:
-    """Explicit settings: ``max_examples`` (times WORDCONV_FUZZ_SCALE), deterministic unless scaled up."""
-    return settings(
-        max_examples=max_examples * _SCALE,
-        deadline=None,
-        derandomize=_SCALE == 1,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
 
 
 # Example counts (RELIABILITY.md lists them as fuzz iterations).
