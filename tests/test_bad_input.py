@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import errno
 import json
-from pathlib import Path
-
+import re
 import pytest
 from typer.testing import CliRunner
 
@@ -67,7 +66,7 @@ def test_train_refuses_bad_file(case, tmp_path):
     r = cli("train", "--data", path, "--output", out, *extra, *sets)
     assert r.exit_code != 0, r.output
     assert r.output.count("error:") == 1, r.output
-    assert __import__("re").search(pattern, " ".join(r.output.split()), __import__("re").S), r.output
+    assert re.search(pattern, " ".join(r.output.split()), re.S), r.output
     assert not out.exists() and not (tmp_path / "out.checkpoint").exists()
 
 
@@ -150,7 +149,7 @@ def test_bad_config_values(model_dir, tmp_path, option, pattern):
     data = model_dir.parent / "train.txt"
     r = cli("train", "--data", data, "--output", tmp_path / "o", "--set", option)
     assert r.exit_code == 3, r.output
-    assert __import__("re").search(pattern, " ".join(r.output.split())), r.output
+    assert re.search(pattern, " ".join(r.output.split())), r.output
     assert not (tmp_path / "o").exists()
 
 

@@ -86,7 +86,7 @@ def test_textcnn_export_writes_files_and_manifest(exported):
     ids = manifest["inputs"][0]
     assert (ids["name"], ids["dtype"], ids["shape"], ids["pad_id"]) == ("ids", "int64", ["batch", "seq"], 0)
     assert manifest["outputs"] == [{"name": "logits", "dtype": "float32", "shape": ["batch", 2]}]
-    from wordconv.export import _sha256
+    from wordconv.data.download import sha256_file as _sha256
 
     assert manifest["source"]["sha256"] == _sha256(out / "model.safetensors")
     assert manifest["files"]["fp32"]["sha256"] == _sha256(out / ONNX_FILE)

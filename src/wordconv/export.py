@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import itertools
 import logging
 import math
@@ -75,6 +74,7 @@ from wordconv.config import Config, build_config
 from wordconv.data.vocab import Vocab
 from wordconv.errors import ConfigError, ModelError
 from wordconv.inference import Prediction, Predictor
+from wordconv.data.download import sha256_file
 from wordconv.modeldir import REQUIRED_FILES, atomic_path, read_json, write_json
 from wordconv.models.base import EncoderOutput
 from wordconv.userio import user_errors
@@ -648,16 +648,8 @@ def mask_padding_in_lookup(model: onnx.ModelProto) -> int:
 # files
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _file_entry(path: Path, name: str) -> dict:
-    return {"file": name, "bytes": path.stat().st_size, "sha256": _sha256(path)}
+    return {"file": name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 def _require_onnx() -> None:
@@ -934,7 +926,7 @@ class OnnxPredictor:
                              f"({INT8_FILE if quantized else ONNX_FILE}): run {how}")
         weights = path / "model.safetensors"
         source = manifest.get("source", {}).get("sha256")
-        if weights.is_file() and source is not None and _sha256(weights) != source:
+        if weights.is_file() and source is not None and sha256_file(weights) != source:
             raise ModelError(f"{path / entry['file']} was exported from other weights than {weights} (the model was "
                              f"retrained or replaced since): run `wordconv export {path}` again")
         try:
@@ -1294,7 +1286,7 @@ def export_onnx_detailed(model_dir: str | Path, output: str | Path | None = None
             "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", len(art.labels)]}],
             "tokenization": _tokenization_entry(reference.model.encoder), "folded_embedding_matmuls": folded,
             "masks_in_lookups": masked,
-            "source": {"file": "model.safetensors", "sha256": _sha256(model_dir / "model.safetensors")},
+            "source": {"file": "model.safetensors", "sha256": sha256_file(model_dir / "model.safetensors")},
             "files": {},
         }
 

@@ -39,6 +39,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from wordconv.config import Config, build_config
+from wordconv.data.download import sha256_file
 from wordconv.data.vocab import Vocab
 from wordconv.errors import ConfigError, ModelError
 
@@ -158,7 +159,7 @@ def save_artifact(path: str | Path, art: Artifact, *, overwrite: bool = False,
         art.vocab.save(tmp / "vocab.json")
         write_json(tmp / "labels.json", art.labels)
         # checked by load_artifact: a damaged or swapped file is refused instead of loaded silently
-        write_json(tmp / "meta.json", {**art.meta, "checksums": {f: file_sha256(tmp / f) for f in REQUIRED_FILES}})
+        write_json(tmp / "meta.json", {**art.meta, "checksums": {f: sha256_file(tmp / f) for f in REQUIRED_FILES}})
         if art.metrics is not None:
             write_json(tmp / "metrics.json", art.metrics)
         if art.history is not None:
@@ -172,14 +173,18 @@ def save_artifact(path: str | Path, art: Artifact, *, overwrite: bool = False,
     return atomic_directory(path, fill, overwrite)
 
 
-def file_sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def fsync_dir(directory: Path) -> None:
+    """Make renames in ``directory`` durable (a no-op where folders cannot be opened or synced)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a folder; the files themselves are synced
+    finally:
+        os.close(fd)
 
 
 def verify_checksums(path: Path, meta: dict) -> None:
@@ -191,7 +196,7 @@ def verify_checksums(path: Path, meta: dict) -> None:
     for name, expected in sums.items():
         if name not in REQUIRED_FILES:
             continue
-        if file_sha256(path / name) != expected:
+        if sha256_file(path / name) != expected:
             raise ModelError(f"{path / name} does not match the sha256 recorded in {path / 'meta.json'} when the model "
                              "was saved: the file was changed or damaged since. Restore the directory from a copy or "
                              "retrain; a model directory is written whole by `wordconv train`, never edited")

@@ -57,6 +57,7 @@ from wordconv.data.readers import Example
 from wordconv.data.text import PreprocessConfig, Preprocessor
 from wordconv.data.vocab import Vocab
 from wordconv.errors import ConfigError, DataError
+from wordconv.modeldir import fsync_dir
 from wordconv.tasks.base import TaskData
 
 __all__ = [
@@ -172,7 +173,7 @@ def write_shards(
         manifest = _write(examples, to_ids, tmp, shard_tokens, chunk_size)
         manifest.update(key=key, settings=dict(settings or {}))
         _write_json(tmp / MANIFEST, manifest)  # last: a folder without it is never a cache
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         _replace_dir(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -675,20 +676,6 @@ def _write_json(path: Path, value: Any) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a folder's entries durable (a no-op where folders cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on a folder; the files themselves are synced
-    finally:
-        os.close(fd)
-
-
 def _replace_dir(tmp: Path, directory: Path) -> None:
     """Rename the finished ``tmp`` onto ``directory``; an old ``directory`` is moved aside first, then removed."""
     old = None
@@ -696,6 +683,6 @@ def _replace_dir(tmp: Path, directory: Path) -> None:
         old = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".old"))
         os.replace(directory, old / "cache")
     os.replace(tmp, directory)
-    _fsync_dir(directory.parent)
+    fsync_dir(directory.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -22,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from wordconv.errors import ModelError
+from wordconv.modeldir import fsync_dir
 
 META_KEY = "wordconv_checkpoint"
 
@@ -73,21 +74,7 @@ def save_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: torch.opti
     if path.is_file():  # keep the last good one: a damaged latest falls back to it
         os.replace(path, previous(path))
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the renames durable (POSIX; a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def load_latest_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
