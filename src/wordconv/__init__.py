@@ -32,6 +32,13 @@ def tune(*args, **kwargs):
     return _tune(*args, **kwargs)
 
 
+def distill(*args, **kwargs):
+    """Distil a fine-tuned teacher into a word CNN; see :func:`wordconv.distillation.distill`."""
+    from wordconv.distillation import distill as _distill
+
+    return _distill(*args, **kwargs)
+
+
 def load(path):
     """Load a model directory into a :class:`~wordconv.inference.Predictor`."""
     from wordconv.inference import Predictor

@@ -91,6 +91,55 @@ def train(
 
 
 @app.command()
+def distill(
+    teacher: Annotated[Path, typer.Option("--teacher", help="the fine-tuned teacher: a text classifier's model directory")] = ...,
+    output: Annotated[Path, typer.Option("--output", "-o", help="the student's model directory to write")] = ...,
+    student: Annotated[str, typer.Option("--student", help="the student's architecture (a word model: textcnn, "
+                                                           "dpcnn, cnn-attention, fasttext, ...)")] = "textcnn",
+    data: Annotated[Optional[str], typer.Option("--data", help="registry name or file (default: the teacher's data "
+                                                               "and fold)")] = None,
+    unlabeled: Annotated[Optional[str], typer.Option(
+        "--unlabeled", help="unlabelled in-domain text for the transfer set: a text/CSV/JSONL file, a folder or "
+                            ".tar.gz of .txt files (with --set distill.unlabeled_subdir=...), or a dataset name")] = None,
+    unlabeled_max: Annotated[Optional[int], typer.Option("--unlabeled-max", help="keep a seeded sample of this many "
+                                                                                 "unlabelled sentences")] = None,
+    augment: Annotated[Optional[int], typer.Option("--augment", help="augmented copies per training text (Tang et "
+                                                                     "al.: masking, word replacement, n-grams)")] = None,
+    fold: Annotated[Optional[int], typer.Option(help="CV fold (default: the teacher's)")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="maximum epochs")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed for augmentation, sampling, init and batch order")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="JSON/YAML config for the student")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. --set distill.loss=kl "
+                                                                    "--set distill.temperature=2")] = None,
+    data_dir: DataDirOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing output directory")] = False,
+    resume: Annotated[bool, typer.Option(help="continue an interrupted run from OUTPUT.checkpoint/")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
+) -> None:
+    """Distil a fine-tuned teacher into a fast word CNN (Tang et al. 2019): the teacher labels the
+    training texts, augmented copies and unlabelled text once (cached); the student learns its logits."""
+    from wordconv.distillation import distill as run
+    from wordconv.evaluation.report import report_tables
+
+    sets = list(set_ or [])
+    if unlabeled_max is not None:
+        sets.append(f"distill.unlabeled_max={unlabeled_max}")
+    with user_errors(err, RESUME_HINT):
+        predictor = run(teacher, student, data, output, config=config, overrides=sets, unlabeled=unlabeled,
+                        augment=augment, fold=fold, epochs=epochs, seed=seed, data_dir=data_dir,
+                        overwrite=overwrite, progress=False if quiet else None, resume=resume, console=err)
+    if predictor.metrics is not None:
+        for table in report_tables(predictor.metrics, title=f"{predictor.config.data.name} test (student)"):
+            out.print(table)
+    t, dmeta = predictor.meta.get("training", {}), predictor.meta.get("distillation", {})
+    teacher_test = (dmeta.get("teacher_test") or {}).get("accuracy")
+    if teacher_test is not None and predictor.metrics is not None:
+        out.print(f"teacher test accuracy {teacher_test:.4f}, student {predictor.metrics['accuracy']:.4f}")
+    out.print(f"student trained in {t.get('seconds', 0):.1f}s on {sum(dmeta.get('transfer', {}).values()):,} "
+              f"texts; model saved to [bold]{output}[/]")
+
+
+@app.command()
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="a trained model directory")],
     data: DataOpt = None,

@@ -175,6 +175,39 @@ class QAConfig(Section):
     doc_stride: int = Field(128, gt=0)
 
 
+class DistillConfig(Section):
+    """Knowledge distillation (``wordconv distill``): a fine-tuned teacher's logits train a student.
+
+    Ignored by ``wordconv train``; a distilled model keeps it in its config.json as the record of how
+    it was made."""
+
+    # mse: mean-squared error between student and teacher logits (Tang et al. 2019);
+    # kl: KL(teacher || student) of the softmaxes at ``temperature``, times T^2 (Hinton et al. 2015)
+    loss: Literal["mse", "kl"] = "mse"
+    temperature: float = Field(1.0, gt=0.0)  # kl only
+    # weight of cross-entropy on the gold label, where the text has one (the training texts; augmented and
+    # unlabelled texts have none); the teacher term has weight 1 - alpha
+    alpha: float = Field(0.0, ge=0.0, le=1.0)
+    # Tang et al.'s augmentation: this many perturbed copies of every labelled training text
+    augment: int = Field(0, ge=0)
+    p_mask: float = Field(0.1, ge=0.0, le=1.0)  # a word becomes [MASK]
+    p_replace: float = Field(0.1, ge=0.0, le=1.0)  # a word becomes a neighbour (or a unigram draw)
+    p_ngram: float = Field(0.25, ge=0.0, le=1.0)  # the copy is cut to a random n-gram of it
+    ngram_max: int = Field(5, gt=0)
+    # word vectors whose nearest neighbours replace words (a vector file or catalog name);
+    # None: a word drawn from the training texts' unigram distribution
+    neighbours: str | None = None
+    neighbours_k: int = Field(10, gt=0)
+    # unlabelled in-domain text (a corpus `wordconv embeddings train` reads: a dataset name, a text or
+    # CSV/JSONL file, a folder or .tar.gz of .txt files with ``unlabeled_subdir``)
+    unlabeled: str | None = None
+    unlabeled_subdir: str | None = None
+    unlabeled_max: int | None = Field(None, gt=0)  # keep this many (a seeded sample)
+    unlabeled_sentences: bool = True  # split documents into sentences (for sentence-level tasks)
+    teacher_batch_size: int = Field(64, gt=0)
+    cache_dir: str | None = None  # teacher outputs; None: $WORDCONV_CACHE/teacher or the user cache dir
+
+
 class Config(Section):
     # textcat: one label per text (softmax); multilabel: any subset of the labels (sigmoid, per-label
     # thresholds tuned on dev); regression: a number per text (e.g. a sentiment intensity);
@@ -187,6 +220,7 @@ class Config(Section):
     model: SerializeAsAny[ModelParams] = Field(default_factory=lambda: _model_params({"type": "textcnn"}))
     training: TrainingConfig = TrainingConfig()
     qa: QAConfig = QAConfig()
+    distill: DistillConfig = DistillConfig()
 
     @model_validator(mode="after")
     def _model_training_defaults(self) -> "Config":

@@ -168,9 +168,12 @@ def _check_texts(examples: list[Example], split: str) -> None:
 
 
 def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
-        checkpoint: Path | None = None, resume: bool = False, callbacks: list | None = None
-        ) -> tuple[Artifact, TrainResult]:
+        checkpoint: Path | None = None, resume: bool = False, callbacks: list | None = None,
+        transfer: Any = None) -> tuple[Artifact, TrainResult]:
     """Train on ``splits`` as ``config`` says; return the artifact (not yet saved) and the result.
+
+    ``transfer``: a :class:`wordconv.distillation.TransferSet` (distillation): the model trains on its texts,
+    teacher logits and gold labels (-1 where none) instead of ``splits.train`` (word-level textcat only).
 
     ``callbacks``: more trainer callbacks (``on_epoch_start(epoch)`` / ``on_epoch_end(epoch, record)``),
     e.g. a hyperparameter search reporting each epoch's dev metric to its pruner.
@@ -208,7 +211,7 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
         vocab = Vocab.build(train_tokens, min_freq=config.preprocessing.min_freq,
                             max_size=config.preprocessing.max_vocab)
     else:
-        train_tokens = [pre(ex.text) for ex in splits.train]
+        train_tokens = [pre(t) for t in (transfer.texts if transfer is not None else (ex.text for ex in splits.train))]
         vocab = Vocab.build(train_tokens, min_freq=config.preprocessing.min_freq,
                             max_size=config.preprocessing.max_vocab)
     run_config = config  # as the user gave it: what a resumed run must match
@@ -222,7 +225,8 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
         train = ShardedTexts(splits.train_shards, vocab=vocab, targets=lambda exs: task.targets(exs, "train"))
         train_labels = train.labels
     else:
-        train_labels = None if ner or qa else task.targets(splits.train, "train")
+        train_labels = (None if ner or qa else list(transfer.gold) if transfer is not None
+                        else task.targets(splits.train, "train"))
     weights = config.training.class_weights  # textcat only (the config refuses it for other tasks)
     if weights == "balanced":
         weights = task.balanced_weights(train_labels, len(splits.labels))
@@ -257,6 +261,9 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
                  f"({config.model.truncation}); model.truncation=window reads long texts whole")
     else:
         train = EncodedTexts([vocab.encode(t) for t in train_tokens], train_labels, min_len)
+        if transfer is not None:  # the teacher's logits ride along in every batch
+            train.teacher = transfer.logits
+            model.distill = dict(transfer.loss)
         truncated = pre.truncated
         limit = (f"preprocessing.max_length={config.preprocessing.max_length} tokens and were cut "
                  f"({config.preprocessing.truncation}); set preprocessing.max_length=null to keep all")
@@ -290,6 +297,8 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
                       f"{config.training.schedule}, {'bf16' if trainer.bf16 else 'fp32'} on {trainer.device}"
                       + (f", lr decay {p.lr_decay} per layer" if p.lr_decay else ""))
     result = trainer.fit(train, dev, state_file, resume)
+    if transfer is not None:
+        model.distill = None  # an ordinary classifier from here on
     with autocast(trainer.device, trainer.bf16):
         tuned = task.after_training(model, dev, max(config.training.batch_size, 256))
     meta = base_meta(config.training.seed)
@@ -427,9 +436,7 @@ def train(data: str | None = None, model: str | None = None, output: str | Path 
     >>> model = wordconv.train("mr", "textcnn", "runs/mr")   # doctest: +SKIP
     >>> model.predict(["a gripping, funny film"])            # doctest: +SKIP
     """
-    from wordconv.inference import Predictor
-    from wordconv.modeldir import check_output_dir, save_artifact
-    from wordconv.evaluation.report import plot_confusion_matrix, plot_learning_curve, plot_predicted_vs_gold
+    from wordconv.modeldir import check_output_dir
 
     cfg = resolve_config(config, overrides, data=data, model=model, fold=fold, epochs=epochs, seed=seed,
                          data_dir=data_dir, progress=progress, task=task)
@@ -441,6 +448,17 @@ def train(data: str | None = None, model: str | None = None, output: str | Path 
     splits = load_splits(cfg)
     ckpt = checkpoint_dir(output) if output is not None else None
     art, result = fit(cfg, splits, console, ckpt, resume)
+    return finish(cfg, splits, art, result, output, overwrite, ckpt)
+
+
+def finish(cfg: Config, splits: DatasetSplits, art: Artifact, result: TrainResult, output: str | Path | None,
+           overwrite: bool, ckpt: Path | None):
+    """After :func:`fit`: evaluate the test split, save the model directory (with its plots) when
+    ``output`` is given, drop the checkpoint; return the :class:`~wordconv.inference.Predictor`."""
+    from wordconv.inference import Predictor
+    from wordconv.modeldir import save_artifact
+    from wordconv.evaluation.report import plot_confusion_matrix, plot_learning_curve, plot_predicted_vs_gold
+
     if not distributed.is_main():  # under torchrun rank 0 evaluates and writes; the others are done
         distributed.cleanup()
         return Predictor(art, path=None)
@@ -462,7 +480,8 @@ def train(data: str | None = None, model: str | None = None, output: str | Path 
                 plot_predicted_vs_gold(gold, preds, tmp / "predicted_vs_gold.png", title=f"{splits.name} test")
 
         save_artifact(output, art, overwrite=overwrite, extra=plots)
-        shutil.rmtree(ckpt, ignore_errors=True)  # the run is complete: nothing left to resume
+        if ckpt is not None:
+            shutil.rmtree(ckpt, ignore_errors=True)  # the run is complete: nothing left to resume
     distributed.cleanup()
     return Predictor(art, path=Path(output) if output is not None else None)
 

@@ -110,3 +110,8 @@ def test_stratify_flag_switches_between_stratified_and_plain_splits() -> None:
     scored = [Example(f"t{i}", f"{i / 7:.3f}", f"f:{i + 1}") for i in range(30)]
     train, test = split_fold(scored, 10, 4, 13, stratify=False)
     assert len(test) == 3 and len(train) == 27
+
+
+def test_kfold_with_every_class_smaller_than_k_is_a_clear_error():
+    with pytest.raises(DataError, match="class with at least 10 examples; the largest has 5"):
+        kfold_indices(["a", "b", "c"] * 5, k=10)

@@ -24,6 +24,13 @@ def kfold_indices(labels: Sequence[str | None], k: int = 10, seed: int = 13, str
         raise ConfigError(f"cross-validation needs at least 2 folds, got k={k}.")
     if len(labels) < k:
         raise DataError(f"{k}-fold cross-validation needs at least {k} examples, got {len(labels)}; use a smaller k.")
+    if stratify and labels:
+        from collections import Counter
+
+        largest = max(Counter(labels).values())
+        if largest < k:  # scikit-learn cannot stratify: every class is smaller than the number of folds
+            raise DataError(f"{k}-fold cross-validation needs a class with at least {k} examples; the largest has "
+                            f"{largest} ({len(labels)} examples in all). Pass a test file (--test) or more data.")
     folds = [0] * len(labels)
     splitter = (StratifiedKFold if stratify else KFold)(n_splits=k, shuffle=True, random_state=seed)
     groups = list(labels) if stratify else None

@@ -52,6 +52,7 @@ class EncodedTexts(TaskData):
         self.ids, self.labels, self.min_length, self.pad_id = ids, labels, min_length, pad_id
         self.lengths = [len(x) for x in ids]
         self.device: torch.device | None = None
+        self.teacher: torch.Tensor | None = None  # (N, C) teacher logits, when distilling
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -66,6 +67,8 @@ class EncodedTexts(TaskData):
             batch = {"ids": ids, "lengths": lengths}
             if self.labels is not None:
                 batch["labels"] = torch.tensor([self.labels[i] for i in idx])
+            if self.teacher is not None:
+                batch["teacher"] = self.teacher[idx]
             if self.device is not None and self.device.type != "cpu":
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             batch["index"] = torch.tensor(idx)

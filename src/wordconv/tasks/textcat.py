@@ -34,11 +34,21 @@ class TextClassifier(nn.Module):
         self.label_smoothing = label_smoothing
         self.register_buffer("class_weights", class_weights, persistent=False)
 
-    def forward(self, ids: torch.Tensor, labels: torch.Tensor | None = None, **_) -> dict[str, torch.Tensor]:
+    # set by ``wordconv distill`` while the model learns from a teacher: {"loss", "temperature", "alpha"}
+    distill: dict | None = None
+
+    def forward(self, ids: torch.Tensor, labels: torch.Tensor | None = None, teacher: torch.Tensor | None = None,
+                **_) -> dict[str, torch.Tensor]:
+        """``teacher``: (B, C) teacher logits (distillation); ``labels`` may then hold -1 for texts
+        without a gold label."""
         pooled = self.encoder(ids).pooled  # (B, H)
         logits = self.output(self.dropout(pooled))  # (B, C)
         out = {"logits": logits}
-        if labels is not None:
+        if teacher is not None and self.distill is not None:
+            from wordconv.distillation import distillation_loss
+
+            out["loss"] = distillation_loss(logits, teacher, labels, **self.distill)
+        elif labels is not None:
             out["loss"] = F.cross_entropy(logits, labels, weight=self.class_weights,
                                           label_smoothing=self.label_smoothing)
         return out

@@ -1,0 +1,201 @@
+"""Distillation (issue 11): a fine-tuned MiniLM teaches a word CNN, on SST-2 and MR fold 0.
+
+    python bench/distill.py --teacher sst2=runs/teacher-sst2 --teacher mr=runs/teacher-mr
+    python bench/distill.py --datasets sst2 --rows plain distill-aug --augment 4
+
+Rows per dataset:
+  teacher          the fine-tuned MiniLM (a model directory; trained here when --teacher is not given:
+                   full fine-tuning, 3 epochs, lr 1e-4 on SST-2 and 5e-5 on MR, as in bench/finetune.py)
+  plain            the student architecture trained on the gold labels alone (`wordconv train`)
+  distill-train    distilled on the labelled training texts only
+  distill-aug      + ``--augment`` Tang-style augmented copies of each training text
+  distill-aug-unl  + ``--unlabeled-max`` sentences of IMDB's 50,000 unlabelled reviews
+
+Each row records test accuracy, student training time, the teacher's labelling time, model size; then,
+in one block on an otherwise idle process, the inference speed of the teacher and of every student on
+the same test set (sentences/s through ``Predictor.predict``, best of ``--repeats``) and the ratio.
+Resumable: finished (row, dataset, seed) runs in ``--out`` are skipped; teacher outputs are cached.
+The table goes into BENCHMARKS.md between the ``distill`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from benchlib import machine, write_between  # bench/ is on sys.path
+
+import wordconv
+from wordconv.data.registry import load_data
+
+ROWS = ["teacher", "plain", "distill-train", "distill-aug", "distill-aug-unl"]
+DATASETS = ["sst2", "mr"]
+GOAL = {"sst2": 87.5, "mr": 81.5}
+TEACHER_SETS = {"sst2": ["model.strategy=full", "training.lr=1e-4"], "mr": ["model.strategy=full"]}
+IMDB_UNSUP = ("imdb/aclImdb_v1_unsup.tar.gz", "aclImdb/train/unsup")
+
+
+def model_size(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    params = sum(t.numel() for t in load_file(str(path / "model.safetensors")).values())
+    return {"parameters": params, "bytes": (path / "model.safetensors").stat().st_size}
+
+
+def teacher_dir(data: str, given: dict, root: Path, seed: int, data_dir: str | None) -> Path:
+    if data in given:
+        return Path(given[data])
+    path = root / f"teacher-{data}"
+    if not (path / "model.safetensors").is_file():
+        wordconv.train(data, "pretrained", path, overrides=["training.progress=false", *TEACHER_SETS[data]],
+                       fold=0 if data == "mr" else None, seed=seed, data_dir=data_dir, resume=True, overwrite=True)
+    return path
+
+
+def run_row(row: str, data: str, seed: int, args, teacher: Path, root: Path) -> dict:
+    out = root / f"{data}-{row}-s{seed}"
+    fold = 0 if data == "mr" else None
+    sets = ["training.progress=false", *args.sets]
+    t0 = time.perf_counter()
+    if row == "teacher":
+        pred = wordconv.load(teacher)
+        out = teacher
+    elif row == "plain":
+        pred = wordconv.train(data, args.student, out, overrides=sets, fold=fold, seed=seed,
+                              data_dir=args.data_dir, overwrite=True)
+    else:
+        extra = {"distill-train": {}, "distill-aug": {"augment": args.augment},
+                 "distill-aug-unl": {"augment": args.augment, "unlabeled": IMDB_UNSUP[0]}}[row]
+        if row == "distill-aug-unl":
+            sets += [f"distill.unlabeled_subdir={IMDB_UNSUP[1]}", f"distill.unlabeled_max={args.unlabeled_max}"]
+        pred = wordconv.distill(teacher, args.student, data, out, overrides=sets, fold=fold, seed=seed,
+                                data_dir=args.data_dir, overwrite=True, **extra)
+    meta = pred.meta
+    d = meta.get("distillation", {})
+    return {"row": row, "data": data, "seed": seed, "dir": str(out),
+            "accuracy": pred.metrics["accuracy"] * 100, "f1_macro": pred.metrics["f1_macro"],
+            "train_seconds": meta["training"]["seconds"], "epochs": meta["training"]["epochs_run"],
+            "best_epoch": meta["training"]["best_epoch"], "wall_seconds": time.perf_counter() - t0,
+            "transfer": d.get("transfer"), "teacher_outputs": d.get("teacher_outputs"),
+            "size": model_size(out), "sets": sets}
+
+
+def speed(runs: list[dict], data: str, data_dir: str | None, repeats: int) -> dict[str, float]:
+    """Sentences/s of every model of ``data`` on its test set, measured back to back in this process."""
+    splits = load_data(data, data_dir=data_dir, fold=0 if data == "mr" else None)
+    texts = [ex.text for ex in splits.test]
+    out = {}
+    for r in runs:
+        if r["data"] != data:
+            continue
+        pred = wordconv.load(r["dir"])
+        pred.predict(texts[:64])  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            pred.predict(texts)
+            best = min(best, time.perf_counter() - t0)
+        out[r["row"]] = len(texts) / best
+    return out
+
+
+def markdown(runs: list[dict], speeds: dict, meta: dict) -> str:
+    lines = ["| data | model | test acc | student train s | teacher labelling s | transfer texts (labelled + aug + unl) "
+             "| inference sent/s | vs teacher | parameters | size MB |", "|" + " --- |" * 10]
+    for data in DATASETS:
+        rs = {r["row"]: r for r in runs if r["data"] == data}
+        if not rs:
+            continue
+        sp = speeds.get(data, {})
+        for row in ROWS:
+            r = rs.get(row)
+            if r is None:
+                continue
+            t = r.get("transfer") or {}
+            to = r.get("teacher_outputs") or {}
+            transfer = (f"{sum(t.values()):,} ({t['labelled']:,} + {t['augmented']:,} + {t['unlabeled']:,})"
+                        if t else "–")
+            label_s = (f"{to['teacher_seconds']:.0f}" if to.get("computed") else "cached") if to else "–"
+            s = sp.get(row)
+            ratio = f"{s / sp['teacher']:.0f}x" if s and sp.get("teacher") and row != "teacher" else "–"
+            train_s = "–" if row == "teacher" else f"{r['train_seconds']:.0f}"
+            lines.append(f"| {data} | {row} | {r['accuracy']:.2f} | {train_s} | {label_s} | {transfer} | "
+                         f"{s:,.0f} | {ratio} | {r['size']['parameters']:,} | {r['size']['bytes'] / 1e6:.1f} |"
+                         if s else
+                         f"| {data} | {row} | {r['accuracy']:.2f} | {train_s} | {label_s} | {transfer} | – | – | "
+                         f"{r['size']['parameters']:,} | {r['size']['bytes'] / 1e6:.1f} |")
+    goals = []
+    for data, goal in GOAL.items():
+        accs = [r["accuracy"] for r in runs if r["data"] == data and r["row"].startswith("distill")]
+        if accs:
+            goals.append(f"{data}: best distilled {max(accs):.2f} vs goal {goal} "
+                         f"({'met' if max(accs) >= goal else 'NOT met'})")
+    return ("\n".join(lines) + "\n\n" + "; ".join(goals) + "\n\n"
+            + f"_Table written {meta['date']}, {meta['machine']}; last command `{meta['command']}`; seeds "
+              f"{meta['seeds']}; inference speed measured back to back in that run (best of {meta['repeats']}). "
+              "Teacher labelling seconds are those of the run that filled the cache; `cached` means the "
+              "texts' teacher outputs were already there._\n")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", choices=DATASETS, default=DATASETS)
+    ap.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS)
+    ap.add_argument("--teacher", action="append", default=[], help="DATA=MODEL_DIR of a fine-tuned teacher")
+    ap.add_argument("--student", default="textcnn")
+    ap.add_argument("--augment", type=int, default=4)
+    ap.add_argument("--unlabeled-max", type=int, default=20000)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[13])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--data-dir", default=os.environ.get("WORDCONV_DATA"))
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="student config override")
+    ap.add_argument("--root", default="runs/bench-distill")
+    ap.add_argument("--out", default="bench/results/distill.json")
+    ap.add_argument("--redo", nargs="*", default=[], help="ROW:DATA pairs to run again")
+    ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    args = ap.parse_args(argv)
+    console = Console(width=170)
+    given = dict(t.split("=", 1) for t in args.teacher)
+    root = Path(args.root)
+    out = Path(args.out)
+    state = json.loads(out.read_text()) if out.exists() else {"runs": []}
+    redo = {tuple(x.split(":")) for x in args.redo}
+    runs: list[dict] = [r for r in state["runs"] if (r["row"], r["data"]) not in redo]
+    done = {(r["row"], r["data"], r["seed"]) for r in runs}
+    for data in args.datasets:
+        for seed in args.seeds:
+            teacher = teacher_dir(data, given, root, seed, args.data_dir)
+            for row in args.rows:
+                if (row, data, seed) in done:
+                    continue
+                r = run_row(row, data, seed, args, teacher, root)
+                runs = [x for x in runs if (x["row"], x["data"], x["seed"]) != (row, data, seed)] + [r]
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps({**state, "runs": runs}, indent=1))  # after every run: resumable
+                console.print(f"{row:16} {data:5} seed={seed}: acc {r['accuracy']:.2f}  train {r['train_seconds']:.0f}s"
+                              f"  wall {r['wall_seconds']:.0f}s  transfer {r['transfer']}  teacher {r['teacher_outputs']}")
+    speeds = dict(state.get("speeds", {}))
+    for data in args.datasets:
+        speeds[data] = speed(runs, data, args.data_dir, args.repeats)
+        console.print(f"{data} inference sentences/s: " + ", ".join(f"{k} {v:,.0f}" for k, v in speeds[data].items()))
+    meta = {"command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": machine(), "seeds": args.seeds, "repeats": args.repeats}
+    out.write_text(json.dumps({**meta, "runs": runs, "speeds": speeds}, indent=1))
+    md = markdown(runs, speeds, meta)
+    console.print(md)
+    if not args.no_write:
+        write_between(md, "<!-- distill:begin -->", "<!-- distill:end -->",
+                      "## Distillation: a fine-tuned MiniLM teaches a word CNN")
+    return 0
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    raise SystemExit(main())
