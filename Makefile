@@ -13,7 +13,7 @@ export WORDCONV_DATA := $(abspath ../shared/data)
 endif
 endif
 
-.PHONY: install browser demo test bench bench-family bench-peers clean
+.PHONY: install browser demo test docs bench bench-family bench-peers clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,10 @@ browser:
 
 test: install browser
 	$(BIN)/python -m pytest -q
+
+# the tutorial (docs/) and the API reference from the docstrings, offline, warnings as errors: build/site/index.html
+docs: install
+	$(BIN)/python -m mkdocs build --strict
 
 bench: install
 	$(BIN)/python bench/kim_table.py

@@ -76,6 +76,7 @@ class TextClassifier:
 
     @property
     def classes_(self) -> list[str]:
+        """The labels, in the order of ``predict_proba``'s columns."""
         return self._fitted().labels
 
     def _fitted(self):
@@ -84,6 +85,7 @@ class TextClassifier:
         return self.predictor_
 
     def predict(self, texts: Sequence[str]) -> list[str]:
+        """The most probable label of each text."""
         return [p.label for p in self._fitted().predict(texts)]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

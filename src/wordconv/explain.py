@@ -117,6 +117,8 @@ class NGram:
 
 @dataclass
 class ClassView:
+    """One class's logit and the n-grams that contribute most to it."""
+
     logit: float
     ngrams: list[NGram]
 

@@ -943,14 +943,17 @@ class OnnxPredictor:
 
     @property
     def task(self) -> str:
+        """The model's task (ONNX export covers text classifiers)."""
         return self.config.task
 
     @property
     def meta(self) -> dict:
+        """The exported model's ``meta.json``."""
         return self._meta
 
     @property
     def metrics(self) -> dict | None:
+        """The exported model's ``metrics.json``, or None."""
         return self._metrics
 
     def encode(self, texts: Sequence[str] | str):

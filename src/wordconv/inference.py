@@ -76,16 +76,19 @@ class Predictor:
 
     @classmethod
     def load(cls, path: str | Path) -> "Predictor":
+        """Load a model directory (as ``wordconv.load``): weights strictly, the model rebuilt from its config."""
         from wordconv.modeldir import load_artifact
 
         return cls(load_artifact(path), Path(path))
 
     @property
     def metrics(self) -> dict | None:
+        """The evaluation saved with the model (``metrics.json``: test split or CV fold), or None."""
         return self.artifact.metrics
 
     @property
     def meta(self) -> dict:
+        """``meta.json``: wordconv/torch versions, git commit, seed, data file hashes, timings."""
         return self.artifact.meta
 
     def _validate(self, texts: Iterable[str]) -> list[str]:
@@ -252,6 +255,7 @@ class Predictor:
         return metrics
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the model directory to ``path`` (atomically; an existing one only with ``overwrite``)."""
         from wordconv.modeldir import save_artifact
 
         out = save_artifact(path, self.artifact, overwrite=overwrite)

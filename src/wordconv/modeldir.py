@@ -142,6 +142,8 @@ def base_meta(seed: int) -> dict:
 
 @dataclass
 class Artifact:
+    """A trained model in memory: what a model directory holds (config, weights, vocab, labels, meta, metrics)."""
+
     config: Config
     model: torch.nn.Module
     vocab: Vocab
@@ -153,6 +155,8 @@ class Artifact:
 
 def save_artifact(path: str | Path, art: Artifact, *, overwrite: bool = False,
                   extra: Callable[[Path], None] | None = None) -> Path:
+    """Write ``art`` as a model directory at ``path``, atomically; ``extra(tmp)`` may add files (plots) first."""
+
     def fill(tmp: Path) -> None:
         write_json(tmp / "config.json", art.config.model_dump(mode="json"))
         save_model(art.model, str(tmp / "model.safetensors"), metadata={"format": "pt", "wordconv": "1"})

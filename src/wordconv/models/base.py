@@ -21,6 +21,8 @@ from wordconv.errors import ConfigError
 
 @dataclass
 class EncoderOutput:
+    """What every encoder returns: token states and their mask (or None), a pooled vector, attention weights."""
+
     states: torch.Tensor | None  # (B, T', H) token states, or None
     mask: torch.Tensor | None  # (B, T') True at real tokens
     pooled: torch.Tensor | None  # (B, H) one vector per text

@@ -52,6 +52,7 @@ def model_names(task: str | None = None) -> list[str]:
 
 
 def get_model(name: str) -> ModelEntry:
+    """The registered model ``name`` (``textcnn``, ``dpcnn``, ...); a ConfigError lists the known names."""
     _load_builtin()
     try:
         return _REGISTRY[name]
