@@ -10,6 +10,8 @@ Rows per dataset:
   distill-train    distilled on the labelled training texts only
   distill-aug      + ``--augment`` Tang-style augmented copies of each training text
   distill-aug-unl  + ``--unlabeled-max`` sentences of IMDB's 50,000 unlabelled reviews
+  *-w2v            the same with the student starting from word2vec vectors that wordconv trained on
+                   IMDB's unlabelled reviews (``--w2v``; non-static), as in bench/cnn_family.py
 
 Each row records test accuracy, student training time, the teacher's labelling time, model size; then,
 in one block on an otherwise idle process, the inference speed of the teacher and of every student on
@@ -35,7 +37,7 @@ from benchlib import machine, write_between  # bench/ is on sys.path
 import wordconv
 from wordconv.data.registry import load_data
 
-ROWS = ["teacher", "plain", "distill-train", "distill-aug", "distill-aug-unl"]
+ROWS = ["teacher", "plain", "distill-train", "distill-aug", "distill-aug-unl", "plain-w2v", "distill-aug-unl-w2v"]
 DATASETS = ["sst2", "mr"]
 GOAL = {"sst2": 87.5, "mr": 81.5}
 TEACHER_SETS = {"sst2": ["model.strategy=full", "training.lr=1e-4"], "mr": ["model.strategy=full"]}
@@ -63,17 +65,22 @@ def run_row(row: str, data: str, seed: int, args, teacher: Path, root: Path) -> 
     out = root / f"{data}-{row}-s{seed}"
     fold = 0 if data == "mr" else None
     sets = ["training.progress=false", *args.sets]
+    if row.endswith("-w2v"):
+        sets += ["embeddings.mode=non-static", f"embeddings.vectors={args.w2v}"]
+        row_kind = row.removesuffix("-w2v")
+    else:
+        row_kind = row
     t0 = time.perf_counter()
-    if row == "teacher":
+    if row_kind == "teacher":
         pred = wordconv.load(teacher)
         out = teacher
-    elif row == "plain":
+    elif row_kind == "plain":
         pred = wordconv.train(data, args.student, out, overrides=sets, fold=fold, seed=seed,
                               data_dir=args.data_dir, overwrite=True)
     else:
         extra = {"distill-train": {}, "distill-aug": {"augment": args.augment},
-                 "distill-aug-unl": {"augment": args.augment, "unlabeled": IMDB_UNSUP[0]}}[row]
-        if row == "distill-aug-unl":
+                 "distill-aug-unl": {"augment": args.augment, "unlabeled": IMDB_UNSUP[0]}}[row_kind]
+        if row_kind == "distill-aug-unl":
             sets += [f"distill.unlabeled_subdir={IMDB_UNSUP[1]}", f"distill.unlabeled_max={args.unlabeled_max}"]
         pred = wordconv.distill(teacher, args.student, data, out, overrides=sets, fold=fold, seed=seed,
                                 data_dir=args.data_dir, overwrite=True, **extra)
@@ -152,6 +159,8 @@ def main(argv=None) -> int:
     ap.add_argument("--student", default="textcnn")
     ap.add_argument("--augment", type=int, default=4)
     ap.add_argument("--unlabeled-max", type=int, default=20000)
+    ap.add_argument("--w2v", default=None, help="word vectors for the *-w2v rows (default: bench/cnn_family.py's "
+                                                "IMDB skip-gram vectors, trained once and cached)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[13])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--data-dir", default=os.environ.get("WORDCONV_DATA"))
@@ -168,6 +177,10 @@ def main(argv=None) -> int:
     state = json.loads(out.read_text()) if out.exists() else {"runs": []}
     redo = {tuple(x.split(":")) for x in args.redo}
     runs: list[dict] = [r for r in state["runs"] if (r["row"], r["data"]) not in redo]
+    if args.w2v is None and any(r.endswith("-w2v") for r in args.rows):
+        from cnn_family import w2v_vectors
+
+        args.w2v = str(w2v_vectors(args.data_dir, console))
     done = {(r["row"], r["data"], r["seed"]) for r in runs}
     for data in args.datasets:
         for seed in args.seeds:
