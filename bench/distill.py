@@ -94,7 +94,7 @@ def run_row(row: str, data: str, seed: int, args, teacher: Path, root: Path) -> 
             "size": model_size(out), "sets": sets}
 
 
-def speed(runs: list[dict], data: str, data_dir: str | None, repeats: int) -> dict[str, float]:
+def speed(runs: list[dict], data: str, data_dir: str | None, repeats: int, onnx: bool = True) -> dict[str, float]:
     """Sentences/s of every model of ``data`` on its test set, measured back to back in this process."""
     splits = load_data(data, data_dir=data_dir, fold=0 if data == "mr" else None)
     texts = [ex.text for ex in splits.test]
@@ -110,6 +110,33 @@ def speed(runs: list[dict], data: str, data_dir: str | None, repeats: int) -> di
             pred.predict(texts)
             best = min(best, time.perf_counter() - t0)
         out[r["row"]] = len(texts) / best
+    distilled = [r for r in runs if r["data"] == data and r["row"].startswith("distill")]
+    if onnx and distilled:  # the best student as it would be shipped: exported to ONNX (wordconv export)
+        from wordconv.export import OnnxPredictor, export_onnx
+
+        best_run = max(distilled, key=lambda r: r["accuracy"])
+        export_onnx(best_run["dir"])
+        pred = OnnxPredictor.load(best_run["dir"])
+        pred.predict(texts[:64])
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            pred.predict(texts)
+            best = min(best, time.perf_counter() - t0)
+        out[f"{best_run['row']} (ONNX)"] = len(texts) / best
+        teacher = next((r for r in runs if r["data"] == data and r["row"] == "teacher"), None)
+        if teacher is not None:  # the teacher exported the same way, for a like-for-like ratio
+            where = Path(best_run["dir"]).parent / f"{data}-teacher-onnx"
+            if not (where / "model.onnx").is_file():
+                export_onnx(teacher["dir"], where)
+            pred = OnnxPredictor.load(where)
+            pred.predict(texts[:64])
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                pred.predict(texts)
+                best = min(best, time.perf_counter() - t0)
+            out["teacher (ONNX)"] = len(texts) / best
     return out
 
 
@@ -138,12 +165,26 @@ def markdown(runs: list[dict], speeds: dict, meta: dict) -> str:
                          if s else
                          f"| {data} | {row} | {r['accuracy']:.2f} | {train_s} | {label_s} | {transfer} | – | – | "
                          f"{r['size']['parameters']:,} | {r['size']['bytes'] / 1e6:.1f} |")
+    for data in DATASETS:
+        for name, value in speeds.get(data, {}).items():
+            if name.endswith("(ONNX)") and speeds[data].get("teacher"):
+                vs = f"{value / speeds[data]['teacher']:.0f}x"
+                if name != "teacher (ONNX)" and speeds[data].get("teacher (ONNX)"):
+                    vs += f" ({value / speeds[data]['teacher (ONNX)']:.0f}x the ONNX teacher)"
+                lines.append(f"| {data} | {name} | (same model) | – | – | – | {value:,.0f} | {vs} | – | – |")
     goals = []
     for data, goal in GOAL.items():
         accs = [r["accuracy"] for r in runs if r["data"] == data and r["row"].startswith("distill")]
         if accs:
             goals.append(f"{data}: best distilled {max(accs):.2f} vs goal {goal} "
                          f"({'met' if max(accs) >= goal else 'NOT met'})")
+            sp = speeds.get(data, {})
+            best_row = max((r for r in runs if r["data"] == data and r["row"].startswith("distill")),
+                           key=lambda r: r["accuracy"])["row"]
+            if sp.get(best_row) and sp.get("teacher"):
+                ratio = sp[best_row] / sp["teacher"]
+                goals.append(f"{data}: its inference {ratio:.0f}x the teacher's (PyTorch, goal 50x: "
+                             f"{'met' if ratio >= 50 else 'NOT met'})")
     return ("\n".join(lines) + "\n\n" + "; ".join(goals) + "\n\n"
             + f"_Table written {meta['date']}, {meta['machine']}; last command `{meta['command']}`; seeds "
               f"{meta['seeds']}; inference speed measured back to back in that run (best of {meta['repeats']}). "
