@@ -10,6 +10,7 @@ Rows per dataset:
   distill-train    distilled on the labelled training texts only
   distill-aug      + ``--augment`` Tang-style augmented copies of each training text
   distill-aug-unl  + ``--unlabeled-max`` sentences of IMDB's 50,000 unlabelled reviews
+  distill-aug-unl60k  the same with 60,000 unlabelled sentences (any ``unl<N>k``: N thousand)
   *-w2v            the same with the student starting from word2vec vectors that wordconv trained on
                    IMDB's unlabelled reviews (``--w2v``; non-static), as in bench/cnn_family.py
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -37,7 +39,8 @@ from benchlib import machine, write_between  # bench/ is on sys.path
 import wordconv
 from wordconv.data.registry import load_data
 
-ROWS = ["teacher", "plain", "distill-train", "distill-aug", "distill-aug-unl", "plain-w2v", "distill-aug-unl-w2v"]
+ROWS = ["teacher", "plain", "distill-train", "distill-aug", "distill-aug-unl", "plain-w2v", "distill-aug-unl-w2v",
+        "distill-aug-unl60k-w2v"]
 DATASETS = ["sst2", "mr"]
 GOAL = {"sst2": 87.5, "mr": 81.5}
 TEACHER_SETS = {"sst2": ["model.strategy=full", "training.lr=1e-4"], "mr": ["model.strategy=full"]}
@@ -65,11 +68,11 @@ def run_row(row: str, data: str, seed: int, args, teacher: Path, root: Path) -> 
     out = root / f"{data}-{row}-s{seed}"
     fold = 0 if data == "mr" else None
     sets = ["training.progress=false", *args.sets]
+    row_kind, unlabeled_max = row.removesuffix("-w2v"), args.unlabeled_max
     if row.endswith("-w2v"):
         sets += ["embeddings.mode=non-static", f"embeddings.vectors={args.w2v}"]
-        row_kind = row.removesuffix("-w2v")
-    else:
-        row_kind = row
+    if (m := re.fullmatch(r"distill-aug-unl(\d+)k", row_kind)):
+        row_kind, unlabeled_max = "distill-aug-unl", int(m.group(1)) * 1000
     t0 = time.perf_counter()
     if row_kind == "teacher":
         pred = wordconv.load(teacher)
@@ -81,7 +84,7 @@ def run_row(row: str, data: str, seed: int, args, teacher: Path, root: Path) -> 
         extra = {"distill-train": {}, "distill-aug": {"augment": args.augment},
                  "distill-aug-unl": {"augment": args.augment, "unlabeled": IMDB_UNSUP[0]}}[row_kind]
         if row_kind == "distill-aug-unl":
-            sets += [f"distill.unlabeled_subdir={IMDB_UNSUP[1]}", f"distill.unlabeled_max={args.unlabeled_max}"]
+            sets += [f"distill.unlabeled_subdir={IMDB_UNSUP[1]}", f"distill.unlabeled_max={unlabeled_max}"]
         pred = wordconv.distill(teacher, args.student, data, out, overrides=sets, fold=fold, seed=seed,
                                 data_dir=args.data_dir, overwrite=True, **extra)
     meta = pred.meta
