@@ -97,49 +97,35 @@ def run_row(row: str, data: str, seed: int, args, teacher: Path, root: Path) -> 
             "size": model_size(out), "sets": sets}
 
 
+def rate(pred, texts: list[str], repeats: int) -> float:
+    """Sentences/s of ``pred.predict`` over ``texts``: one warm-up, then the best of ``repeats``."""
+    pred.predict(texts[:64])
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        pred.predict(texts)
+        best = min(best, time.perf_counter() - t0)
+    return len(texts) / best
+
+
 def speed(runs: list[dict], data: str, data_dir: str | None, repeats: int, onnx: bool = True) -> dict[str, float]:
     """Sentences/s of every model of ``data`` on its test set, measured back to back in this process."""
     splits = load_data(data, data_dir=data_dir, fold=0 if data == "mr" else None)
     texts = [ex.text for ex in splits.test]
-    out = {}
-    for r in runs:
-        if r["data"] != data:
-            continue
-        pred = wordconv.load(r["dir"])
-        pred.predict(texts[:64])  # warm-up
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            pred.predict(texts)
-            best = min(best, time.perf_counter() - t0)
-        out[r["row"]] = len(texts) / best
+    out = {r["row"]: rate(wordconv.load(r["dir"]), texts, repeats) for r in runs if r["data"] == data}
     distilled = [r for r in runs if r["data"] == data and r["row"].startswith("distill")]
     if onnx and distilled:  # the best student as it would be shipped: exported to ONNX (wordconv export)
         from wordconv.export import OnnxPredictor, export_onnx
 
         best_run = max(distilled, key=lambda r: r["accuracy"])
         export_onnx(best_run["dir"])
-        pred = OnnxPredictor.load(best_run["dir"])
-        pred.predict(texts[:64])
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            pred.predict(texts)
-            best = min(best, time.perf_counter() - t0)
-        out[f"{best_run['row']} (ONNX)"] = len(texts) / best
+        out[f"{best_run['row']} (ONNX)"] = rate(OnnxPredictor.load(best_run["dir"]), texts, repeats)
         teacher = next((r for r in runs if r["data"] == data and r["row"] == "teacher"), None)
         if teacher is not None:  # the teacher exported the same way, for a like-for-like ratio
             where = Path(best_run["dir"]).parent / f"{data}-teacher-onnx"
             if not (where / "model.onnx").is_file():
                 export_onnx(teacher["dir"], where)
-            pred = OnnxPredictor.load(where)
-            pred.predict(texts[:64])
-            best = float("inf")
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                pred.predict(texts)
-                best = min(best, time.perf_counter() - t0)
-            out["teacher (ONNX)"] = len(texts) / best
+            out["teacher (ONNX)"] = rate(OnnxPredictor.load(where), texts, repeats)
     return out
 
 
@@ -164,10 +150,8 @@ def markdown(runs: list[dict], speeds: dict, meta: dict) -> str:
             ratio = f"{s / sp['teacher']:.0f}x" if s and sp.get("teacher") and row != "teacher" else "–"
             train_s = "–" if row == "teacher" else f"{r['train_seconds']:.0f}"
             lines.append(f"| {data} | {row} | {r['accuracy']:.2f} | {train_s} | {label_s} | {transfer} | "
-                         f"{s:,.0f} | {ratio} | {r['size']['parameters']:,} | {r['size']['bytes'] / 1e6:.1f} |"
-                         if s else
-                         f"| {data} | {row} | {r['accuracy']:.2f} | {train_s} | {label_s} | {transfer} | – | – | "
-                         f"{r['size']['parameters']:,} | {r['size']['bytes'] / 1e6:.1f} |")
+                         f"{f'{s:,.0f}' if s else '–'} | {ratio} | {r['size']['parameters']:,} | "
+                         f"{r['size']['bytes'] / 1e6:.1f} |")
     for data in DATASETS:
         for name, value in speeds.get(data, {}).items():
             if name.endswith("(ONNX)") and speeds[data].get("teacher"):

@@ -427,31 +427,19 @@ def distill(teacher: str | Path, student: str | None = "textcnn", data: str | No
     if show:
         console.print(f"teacher logits: {summary['computed']:,} computed, {summary['cached']:,} from the cache "
                       f"({summary['cache']})")
+    teacher_facts = {"teacher_model": teacher_art.config.model.type,
+                     "teacher_test": {k: teacher_art.metrics[k] for k in ("accuracy", "f1_macro")
+                                      if k in (teacher_art.metrics or {})} or None}
     del teacher_art  # the teacher's weights are not needed from here on
     transfer = TransferSet(texts, gold + [-1] * (len(augmented) + len(extra)), logits,
                            loss={"loss": d.loss, "temperature": d.temperature, "alpha": d.alpha},
                            sizes={"labelled": len(labelled), "augmented": len(augmented), "unlabeled": len(extra)})
     ckpt = checkpoint_dir(output) if output is not None else None
     art, result = fit(cfg, splits, console, ckpt, resume, transfer=transfer)
-    teacher_meta = load_artifact_meta(teacher)
     art.meta["distillation"] = {
-        "teacher": str(teacher), "teacher_id": summary["cache"].rsplit("/", 1)[-1],
-        "teacher_model": teacher_meta.get("config_model_type"),
-        "teacher_test": teacher_meta.get("test"),
+        "teacher": str(teacher), "teacher_id": summary["cache"].rsplit("/", 1)[-1], **teacher_facts,
         "transfer": transfer.sizes, "teacher_outputs": {k: v for k, v in summary.items() if k != "cache"},
         **transfer.loss, "seconds": round(time.perf_counter() - t_start, 3),
     }
     return finish(cfg, splits, art, result, output, overwrite, ckpt)
 
-
-def load_artifact_meta(model_dir: str | Path) -> dict:
-    """A few facts about a saved model for the student's record (its type and test headline)."""
-    path = Path(model_dir)
-    out: dict = {}
-    try:
-        out["config_model_type"] = json.loads((path / "config.json").read_text(encoding="utf-8"))["model"]["type"]
-        metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
-        out["test"] = {k: metrics[k] for k in ("accuracy", "f1_macro") if k in metrics}
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return out
