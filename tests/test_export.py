@@ -34,6 +34,10 @@ CASES = {
     "cnn-attention": ("cnn-attention", ["model.num_filters=8"]),
     "fasttext": ("fasttext", ["model.buckets=1000"]),
     "pretrained": ("pretrained", []),
+    # pretrained vectors with extra words (a second, fixed table) and two channels: exported as one table
+    "textcnn-vectors": ("textcnn", ["model.num_filters=8", "embeddings.mode=non-static", "embeddings.vectors={vectors}"]),
+    "textcnn-multichannel": ("textcnn", ["model.num_filters=8", "embeddings.mode=multichannel",
+                                         "embeddings.vectors={vectors}"]),
 }
 # one word, short, medium, long (past the tiny BERT's 62-token window), unknown words, punctuation
 TEXTS = ["good", "a dull film", "the story was quite moving and the actors were brilliant",
@@ -44,8 +48,14 @@ TEXTS = ["good", "a dull film", "the story was quite moving and the actors were 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")
-    return {"train": write_labelfirst(d / "train.txt", make_sentences(80, 1)),
-            "test": write_labelfirst(d / "test.txt", make_sentences(40, 3))}
+    rows = make_sentences(80, 1)
+    # 16-d vectors for the training words and for words only the test texts have (the extra words)
+    words = sorted({w for _, text in rows for w in text.split()}) + ["zzz", "qqq", "lovely", "tedious"]
+    g = np.random.default_rng(0)
+    lines = [f"{len(words)} 16"] + [w + " " + " ".join(f"{x:.4f}" for x in g.normal(size=16)) for w in words]
+    (d / "vectors.vec").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {"train": write_labelfirst(d / "train.txt", rows),
+            "test": write_labelfirst(d / "test.txt", make_sentences(40, 3)), "vectors": d / "vectors.vec"}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +68,7 @@ def train(case: str, data, bert, out):
     if model_type == "pretrained":
         sets = [f"model.encoder={bert}", "training.batch_size=8", "training.progress=false"]
     else:
-        sets = WORD_SETS + sets
+        sets = WORD_SETS + [o.format(vectors=data["vectors"]) for o in sets]
     return wordconv.train(str(data["train"]), model_type, out, epochs=2, overrides=sets)
 
 
@@ -93,6 +103,20 @@ def test_textcnn_export_writes_files_and_manifest(exported):
     assert manifest["parity"]["ok"] and manifest["parity"]["max_logit_diff"] <= 1e-4
     assert manifest["folded_embedding_matmuls"] == 1  # Embedding -> filters of every width: one lookup
     assert not list(out.glob(".*.tmp"))  # temporary files renamed or removed
+
+
+@pytest.mark.parametrize("case", ["textcnn-vectors", "textcnn-multichannel"])
+def test_two_table_embeddings_fold_into_one_lookup(case, exported):
+    out = exported(case)
+    embedding = wordconv.load(out).model.encoder.embedding
+    assert embedding.n_extra > 0 and embedding.fixed is not None  # the model really has two tables
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["folded_embedding_matmuls"] == 1 and manifest["parity"]["ok"]
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(out / ONNX_FILE)).graph.node}
+    assert "MatMul" not in ops and "Conv" not in ops  # the filters live in the lookup table now
+    assert wordconv.load(out).model.encoder.embedding.fixed is not None  # the export left the model as it was
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -203,9 +203,47 @@ def _dpcnn_steps(config: Config, encoder: nn.Module) -> int:
     return max(1, math.ceil(math.log2(config.preprocessing.max_length)))
 
 
+class _OneTable(nn.Module):
+    """A :class:`~wordconv.models.base.WordEmbedding` in eval mode as one lookup table: row i is what the
+    embedding gives for id i.  Pretrained vectors with extra words (or two channels) are two lookups joined
+    by a ``Where`` (or a ``Concat``); as one table the export's :func:`fold_embedding_matmul` can fold the
+    first layer into it."""
+
+    def __init__(self, embedding: nn.Module):
+        super().__init__()
+        self.dim, self.pad_id, self.mode = embedding.dim, embedding.pad_id, embedding.mode
+        rows = embedding.n_train + embedding.n_extra
+        was_training = embedding.training
+        with torch.no_grad():
+            self.register_buffer("weight", embedding.eval()(torch.arange(rows)[None])[0].clone())  # (V, E)
+        embedding.train(was_training)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return nn.functional.embedding(ids, self.weight)
+
+
+@contextlib.contextmanager
+def _one_table_embeddings(model: nn.Module) -> Iterator[None]:
+    """Swap every two-table word embedding of ``model`` for its :class:`_OneTable`; restored after."""
+    from wordconv.models.base import WordEmbedding
+
+    swapped = []
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, WordEmbedding) and (child.fixed is not None or child.mode == "multichannel"):
+                swapped.append((parent, name, child))
+                setattr(parent, name, _OneTable(child))
+    try:
+        yield
+    finally:
+        for parent, name, child in swapped:
+            setattr(parent, name, child)
+
+
 @contextlib.contextmanager
 def _exportable(model: nn.Module, config: Config) -> Iterator[None]:
-    """Swap in the export-friendly equivalents of a DPCNN encoder and a stacked CNN's pooling; restored after."""
+    """Swap in the export-friendly equivalents of a DPCNN encoder and a stacked CNN's pooling, and one lookup
+    table for a two-table word embedding; restored after."""
     from wordconv.models.dpcnn import DPCNN
     from wordconv.models.stacked import StackedCNN
 
@@ -216,7 +254,8 @@ def _exportable(model: nn.Module, config: Config) -> Iterator[None]:
             model.encoder = _FixedDepthDPCNN(encoder, _dpcnn_steps(config, encoder))
         elif isinstance(encoder, StackedCNN):
             encoder.pool = _FloorMaxPool1d(encoder.p)
-        yield
+        with _one_table_embeddings(model):
+            yield
     finally:
         model.encoder = encoder
         if isinstance(encoder, StackedCNN):
