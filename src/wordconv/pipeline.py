@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from sys import intern
 from typing import Any
 
 import torch
@@ -211,7 +212,9 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
         vocab = Vocab.build(train_tokens, min_freq=config.preprocessing.min_freq,
                             max_size=config.preprocessing.max_vocab)
     else:
-        train_tokens = [pre(t) for t in (transfer.texts if transfer is not None else (ex.text for ex in splits.train))]
+        # interned: one string object per word type, not per token (IMDB's token lists: 277 MiB -> 43 MiB)
+        train_tokens = [[intern(w) for w in pre(t)]
+                        for t in (transfer.texts if transfer is not None else (ex.text for ex in splits.train))]
         vocab = Vocab.build(train_tokens, min_freq=config.preprocessing.min_freq,
                             max_size=config.preprocessing.max_vocab)
     run_config = config  # as the user gave it: what a resumed run must match
@@ -261,6 +264,7 @@ def fit(config: Config, splits: DatasetSplits, console: Console | None = None,
                  f"({config.model.truncation}); model.truncation=window reads long texts whole")
     else:
         train = EncodedTexts([vocab.encode(t) for t in train_tokens], train_labels, min_len)
+        train_tokens = None  # the ids are what training reads: free the token lists before it starts
         if transfer is not None:  # the teacher's logits ride along in every batch
             train.teacher = transfer.logits
             model.distill = dict(transfer.loss)

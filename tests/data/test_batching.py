@@ -83,6 +83,33 @@ def test_no_shuffle_sorts_by_length_stably() -> None:
     assert bucket_batches([], 3, shuffle=True, generator=gen(0)) == []
 
 
+def test_no_shuffle_caps_padded_tokens() -> None:
+    lens = [3, 1, 2, 1, 3, 2, 1]  # sorted: 1, 3, 6 (one word), 2, 5 (two), 0, 4 (three)
+    assert bucket_batches(lens, 3, shuffle=False, max_tokens=6) == [[1, 3, 6], [2, 5], [0, 4]]
+    # padded to at least min_length 3: every text costs 3 tokens, two per batch
+    assert bucket_batches(lens, 3, shuffle=False, max_tokens=6, min_length=3) == [[1, 3], [6, 2], [5, 0], [4]]
+    assert bucket_batches([10, 1], 8, shuffle=False, max_tokens=4) == [[1], [0]]  # too long alone: its own batch
+    assert bucket_batches(lens, 3, shuffle=False, max_tokens=10**6) == bucket_batches(lens, 3, shuffle=False)
+    with pytest.raises(ConfigError, match="max_tokens"):
+        bucket_batches(lens, 3, shuffle=False, max_tokens=0)
+
+
+def test_evaluation_batches_of_encoded_texts_are_capped(monkeypatch) -> None:
+    from wordconv.tasks import base
+
+    monkeypatch.setattr(base, "EVAL_MAX_TOKENS", 40)
+    lengths = [2, 30, 5, 12, 7, 1, 25, 3] * 4
+    data = base.EncodedTexts([[5] * n for n in lengths], list(range(len(lengths))), min_length=3)
+    seen = []
+    for batch in data.batches(16, shuffle=False):
+        assert batch["ids"].numel() <= 40 or len(batch["index"]) == 1
+        assert (batch["labels"] == batch["index"]).all()
+        seen += batch["index"].tolist()
+    assert sorted(seen) == list(range(len(lengths)))
+    train = [len(b["index"]) for b in data.batches(16, shuffle=True, generator=gen(0))]
+    assert train == [16, 16]  # training batches are not capped: the batch size is a hyperparameter
+
+
 def test_bad_sizes_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="batch_size"):
         bucket_batches([1, 2], 0, shuffle=False)

@@ -23,6 +23,8 @@ def bucket_batches(
     shuffle: bool,
     generator: torch.Generator | None = None,
     bucket_factor: int = 50,
+    max_tokens: int | None = None,
+    min_length: int = 1,
 ) -> list[list[int]]:
     """Batches of indices into ``lengths``, texts of similar length together (less padding).
 
@@ -32,7 +34,10 @@ def bucket_batches(
     generator).
 
     ``shuffle=False`` (evaluation): sort all indices by length (stable) and cut; the caller maps
-    results back by index.
+    results back by index.  With ``max_tokens``, a batch also ends before its padded size (texts x
+    the longest one's length, at least ``min_length``) would pass ``max_tokens``, so a batch of long
+    texts is smaller than one of short texts and memory stays bounded; a single text longer than
+    ``max_tokens`` is a batch of its own.
 
     Every index appears exactly once; only the last batch of the last chunk may be short.
     """
@@ -45,7 +50,15 @@ def bucket_batches(
     key = lens.__getitem__
     if not shuffle:
         order = sorted(range(n), key=key)
-        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+        if max_tokens is None:
+            return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+        _check_positive("max_tokens", max_tokens)
+        out: list[list[int]] = [[]]
+        for i in order:  # ascending lengths: the text added is the batch's longest
+            if out[-1] and (len(out[-1]) == batch_size or (len(out[-1]) + 1) * max(lens[i], min_length) > max_tokens):
+                out.append([])
+            out[-1].append(i)
+        return out
     perm = torch.randperm(n, generator=generator).tolist()
     chunk = batch_size * bucket_factor
     batches: list[list[int]] = []
