@@ -56,11 +56,6 @@ the plain loop's counted FLOPs over the variant's time, and as a speed ratio to 
     Adam foreach (not fused)             the multi-tensor Adam (the pre-fused default)
     pad T to a multiple of 8             GEMM row counts aligned (more padding)
     nn.Conv1d per width                  the stock oneDNN convolution instead of models/ops.py's GEMM
-    fast shift-sum (padding folded in)   models/ops.py's function rearranged, bit-identical (checked): the
-                                         wide padding folded into the shift-and-add (no padded copy of the
-                                         tap products, no zero-filled gradient), weights stacked with one
-                                         permute per width instead of one slice per tap
-    fast shift-sum + sparse Adam         both
     bf16 autocast                        only on CPUs with native bf16 (AVX-512 BF16 / AMX)
 plus the share of counted FLOPs on real tokens with wordconv's bucketing (chunks of 50 batches) and with a
 whole-epoch sort.  ``--accuracy``: MR test accuracy of dense fused Adam vs the sparse variant, trained
@@ -306,106 +301,6 @@ def v_conv1d(model, batches, make_opt, cfg):
     return model, batches, make_opt
 
 
-class _PaddedShiftSum(torch.autograd.Function):
-    """models/ops.py's shift-and-add with the padding folded in: output t of width w sums tap j at input
-    position i = t + j - pad (taps that fall on padding add nothing), so there is no padded copy of the
-    tap products forward, and backward writes each gradient element once (zeros only where a tap block
-    has rows no output reads, which happens only when pad < w - 1)."""
-
-    @staticmethod
-    def forward(ctx, y, widths, filters, pad):
-        ctx.widths, ctx.filters, ctx.pad, ctx.shape = widths, filters, pad, y.shape
-        B, T, _ = y.shape
-        outs, off = [], 0
-        for w in widths:
-            L = max(T + 2 * pad - w + 1, 0)
-            out = y.new_zeros(B, L, filters)
-            for j in range(w):
-                t0, t1 = max(0, pad - j), min(L, pad - j + T)  # outputs whose tap j lies on the text
-                if t1 > t0:
-                    out[:, t0:t1] += y[:, t0 + j - pad:t1 + j - pad, off + j * filters:off + (j + 1) * filters]
-            outs.append(out)
-            off += w * filters
-        return tuple(outs)
-
-    @staticmethod
-    def backward(ctx, *grads):
-        T, pad, f = ctx.shape[1], ctx.pad, ctx.filters
-        full = all(pad >= w - 1 for w in ctx.widths) and all(g is not None for g in grads)
-        gy = grads[0].new_empty(ctx.shape) if full else grads[0].new_zeros(ctx.shape)
-        off = 0
-        for w, g in zip(ctx.widths, grads):
-            if g is not None:
-                L = g.shape[1]
-                for j in range(w):
-                    t0, t1 = max(0, pad - j), min(L, pad - j + T)
-                    if t1 > t0:
-                        gy[:, t0 + j - pad:t1 + j - pad, off + j * f:off + (j + 1) * f] = g[:, t0:t1]
-            off += w * f
-        return gy, None, None, None
-
-
-def fast_multi_width_conv(x, weights, pad=0):
-    """models/ops.multi_width_conv rearranged (a drop-in: same arguments, same results bit for bit): the
-    weights stacked with one permute+reshape per width instead of one slice per tap, and the padding folded
-    into the shift-and-add instead of a padded copy of the (B, T, F sum(w)) tap products."""
-    filters, E = weights[0].shape[0], weights[0].shape[1]
-    widths = tuple(int(w.shape[2]) for w in weights)
-    if x.shape[1] + 2 * pad < max(widths):
-        raise ValueError(f"input has {x.shape[1]} steps (+{pad} padding at each end), fewer than the widest "
-                         f"filter ({max(widths)}): pad batches to the encoder's min_length")
-    # (E, F * sum(w)), tap-major per width: block (w, j) is W[:, :, j].T, as in models/ops.py
-    stacked = torch.cat([w.permute(1, 2, 0).reshape(E, -1) for w in weights], dim=1)
-    return list(_PaddedShiftSum.apply(x @ stacked, widths, filters, pad))
-
-
-def check_fast_conv() -> float:
-    """Max abs difference of fast_multi_width_conv vs wordconv's multi_width_conv, outputs and gradients,
-    over paddings 0-5, Kim's widths and DPCNN's single width 3, short and long inputs."""
-    from wordconv.models.ops import multi_width_conv
-
-    g = torch.Generator().manual_seed(0)
-    diff = 0.0
-    for widths in ((3, 4, 5), (3,), (2, 5)):
-        for pad in range(6):
-            for T in range(max(1, max(widths) - 2 * pad), 10):
-                x = torch.randn(3, T, 16, generator=g, requires_grad=True)
-                ws = [torch.randn(5, 16, w, generator=g, requires_grad=True) for w in widths]
-                res = []
-                for fn in (multi_width_conv, fast_multi_width_conv):
-                    ys = fn(x, ws, pad)
-                    loss = sum((y * torch.arange(y.numel()).view_as(y).sin()).sum() for y in ys)
-                    res.append([*ys, *torch.autograd.grad(loss, [x, *ws])])
-                for a, b in zip(*res):
-                    diff = max(diff, float((a - b).detach().abs().max()))
-    return diff
-
-
-def v_fast_conv(model, batches, make_opt, cfg):
-    """The shift-sum with the padding folded in and 3 weight reshapes instead of 12 tap slices
-    (fast_multi_width_conv; the same function: checked against wordconv's to 1e-5)."""
-    import wordconv.models.textcnn as tc
-
-    assert check_fast_conv() < 1e-4
-    orig = model.forward
-
-    def fwd(*a, **k):
-        keep, tc.multi_width_conv = tc.multi_width_conv, fast_multi_width_conv
-        try:
-            return orig(*a, **k)
-        finally:
-            tc.multi_width_conv = keep
-
-    model.forward = fwd
-    return model, batches, make_opt
-
-
-def v_all(model, batches, make_opt, cfg):
-    """fast shift-sum + sparse embedding/SparseAdam, together."""
-    model, batches, _ = v_fast_conv(model, batches, make_opt, cfg)
-    return v_sparse_embedding(model, batches, make_opt, cfg)
-
-
 def v_bf16(model, batches, make_opt, cfg):
     """bf16 autocast on the CPU (AVX-512 BF16 here): not fp32 any more; its fraction is over the fp32 peak."""
     orig = model.forward
@@ -423,8 +318,6 @@ EXPERIMENTS = {
     "Adam foreach (not fused)": v_foreach_adam,
     "pad T to a multiple of 8": v_pad8,
     "nn.Conv1d per width": v_conv1d,
-    "fast shift-sum (padding folded in)": v_fast_conv,
-    "fast shift-sum + sparse Adam": v_all,
 }
 if any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")):
     EXPERIMENTS["bf16 autocast"] = v_bf16  # emulated (and ~7x slower) on a CPU without native bf16

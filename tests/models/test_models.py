@@ -144,7 +144,8 @@ def test_descriptions_exist():
         assert get_model(name).description
 
 
-@pytest.mark.parametrize("widths,pad", [((3, 4, 5), 0), ((3, 4, 5), 4), ((1, 2), 1), ((2,), 0)])
+@pytest.mark.parametrize("widths,pad", [((3, 4, 5), 0), ((3, 4, 5), 4), ((3, 4, 5), 2), ((1, 2), 1), ((2,), 0),
+                                        ((3,), 5), ((5,), 1)])
 def test_multi_width_conv_equals_conv1d(widths, pad):
     from wordconv.models.ops import multi_width_conv
 
@@ -156,9 +157,14 @@ def test_multi_width_conv_equals_conv1d(widths, pad):
     for a, b in zip(ours, ref):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     probe = [torch.randn_like(r) for r in ref]  # a random upstream gradient
-    g_ours = torch.autograd.grad(sum((a * p).sum() for a, p in zip(ours, probe)), [x, *weights])
-    g_ref = torch.autograd.grad(sum((b * p).sum() for b, p in zip(ref, probe)), [x, *weights])
+    g_ours = torch.autograd.grad(sum((a * p).sum() for a, p in zip(ours, probe)), [x, *weights], retain_graph=True)
+    g_ref = torch.autograd.grad(sum((b * p).sum() for b, p in zip(ref, probe)), [x, *weights], retain_graph=True)
     for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    # only the first width's output used: the others get no gradient and add nothing
+    g_first = torch.autograd.grad((ours[0] * probe[0]).sum(), [x, weights[0]])
+    g_first_ref = torch.autograd.grad((ref[0] * probe[0]).sum(), [x, weights[0]])
+    for a, b in zip(g_first, g_first_ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="fewer than the widest filter"):
         multi_width_conv(x[:, : max(widths) - 1], weights, 0)

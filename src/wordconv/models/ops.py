@@ -18,51 +18,59 @@ import torch
 
 
 class _ShiftSum(torch.autograd.Function):
-    """(B, T, F * sum(w)) tap products -> one (B, T - w + 1, F) conv output per width."""
+    """(B, T, F * sum(w)) tap products -> one (B, T + 2 pad - w + 1, F) conv output per width.
+
+    Output t of width w sums tap j at input position i = t + j - pad; taps that fall on the padding add
+    nothing, so the padding costs no padded copy of the tap products.  Backward writes each gradient
+    element once (zeros only where a tap block has rows no output reads: pad < w - 1)."""
 
     @staticmethod
-    def forward(ctx, y: torch.Tensor, widths: tuple[int, ...], filters: int):
-        ctx.widths, ctx.filters, ctx.shape = widths, filters, y.shape
-        steps = y.shape[1]
+    def forward(ctx, y: torch.Tensor, widths: tuple[int, ...], filters: int, pad: int):
+        ctx.widths, ctx.filters, ctx.pad, ctx.shape = widths, filters, pad, y.shape
+        B, T, _ = y.shape
         outs, off = [], 0
         for w in widths:
-            n = max(steps - w + 1, 0)
-            acc = y[:, 0:n, off:off + filters].clone()
-            for j in range(1, w):
-                acc += y[:, j:j + n, off + j * filters:off + (j + 1) * filters]
-            outs.append(acc)
+            L = max(T + 2 * pad - w + 1, 0)
+            out = y.new_zeros(B, L, filters)
+            for j in range(w):
+                t0, t1 = max(0, pad - j), min(L, pad - j + T)  # outputs whose tap j lies on the text
+                if t1 > t0:
+                    out[:, t0:t1] += y[:, t0 + j - pad:t1 + j - pad, off + j * filters:off + (j + 1) * filters]
+            outs.append(out)
             off += w * filters
         return tuple(outs)
 
     @staticmethod
     def backward(ctx, *grads):
-        gy = grads[0].new_zeros(ctx.shape)
-        off, f = 0, ctx.filters
+        T, pad, f = ctx.shape[1], ctx.pad, ctx.filters
+        full = all(pad >= w - 1 for w in ctx.widths) and all(g is not None for g in grads)
+        gy = grads[0].new_empty(ctx.shape) if full else grads[0].new_zeros(ctx.shape)
+        off = 0
         for w, g in zip(ctx.widths, grads):
             if g is not None:
-                n = g.shape[1]
-                for j in range(w):  # every tap block is written once: plain copies, no accumulation
-                    gy[:, j:j + n, off + j * f:off + (j + 1) * f] = g
+                L = g.shape[1]
+                for j in range(w):
+                    t0, t1 = max(0, pad - j), min(L, pad - j + T)
+                    if t1 > t0:
+                        gy[:, t0 + j - pad:t1 + j - pad, off + j * f:off + (j + 1) * f] = g[:, t0:t1]
             off += w * f
-        return gy, None, None
+        return gy, None, None, None
 
 
 def multi_width_conv(x: torch.Tensor, weights: Sequence[torch.Tensor], pad: int = 0) -> list[torch.Tensor]:
     """Conv1d of ``x`` (B, T, E) with each weight (F, E, w); no bias, ``pad`` zeros at both ends.
 
     Returns one (B, T + 2 * pad - w + 1, F) tensor per weight, equal to
-    ``F.conv1d(x.transpose(1, 2), W, padding=pad)`` transposed back.  The padding is applied to
-    the GEMM's output, not its input: zero rows of X give zero rows of Y, so the GEMMs (forward
-    and backward) only ever touch real positions.  Every weight must have the same F.
+    ``F.conv1d(x.transpose(1, 2), W, padding=pad)`` transposed back.  The padding is applied in the
+    shift-and-add, not to the input: the GEMMs (forward and backward) only ever touch real positions.
+    Every weight must have the same F.
     """
-    filters = weights[0].shape[0]
+    filters, dim = weights[0].shape[0], weights[0].shape[1]
     widths = tuple(int(w.shape[2]) for w in weights)
     if x.shape[1] + 2 * pad < max(widths):
         raise ValueError(f"input has {x.shape[1]} steps (+{pad} padding at each end), fewer than the widest "
                          f"filter ({max(widths)}): pad batches to the encoder's min_length")
-    # (E, F * sum(w)): tap j of width w becomes the column block W[:, :, j].T
-    stacked = torch.cat([w[:, :, j].t() for w in weights for j in range(w.shape[2])], dim=1)
+    # (E, F * sum(w)), tap-major per width: tap j of width w is the column block W[:, :, j].T
+    stacked = torch.cat([w.permute(1, 2, 0).reshape(dim, -1) for w in weights], dim=1)
     y = x @ stacked  # (B, T, F * sum(w)): the one big GEMM
-    if pad:
-        y = torch.nn.functional.pad(y, (0, 0, pad, pad))  # (B, T + 2 * pad, F * sum(w))
-    return list(_ShiftSum.apply(y, widths, filters))
+    return list(_ShiftSum.apply(y, widths, filters, pad))
