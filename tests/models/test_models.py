@@ -161,6 +161,11 @@ def test_multi_width_conv_equals_conv1d(widths, pad):
     g_ref = torch.autograd.grad(sum((b * p).sum() for b, p in zip(ref, probe)), [x, *weights], retain_graph=True)
     for a, b in zip(g_ours, g_ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    from wordconv.models.ops import _shift_sum_padded  # the form traced for ONNX export
+
+    stacked = torch.cat([w.permute(1, 2, 0).reshape(6, -1) for w in weights], dim=1)
+    for a, b in zip(_shift_sum_padded(x @ stacked, tuple(widths), 4, pad), ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     # only the first width's output used: the others get no gradient and add nothing
     g_first = torch.autograd.grad((ours[0] * probe[0]).sum(), [x, weights[0]])
     g_first_ref = torch.autograd.grad((ref[0] * probe[0]).sum(), [x, weights[0]])

@@ -73,4 +73,22 @@ def multi_width_conv(x: torch.Tensor, weights: Sequence[torch.Tensor], pad: int 
     # (E, F * sum(w)), tap-major per width: tap j of width w is the column block W[:, :, j].T
     stacked = torch.cat([w.permute(1, 2, 0).reshape(dim, -1) for w in weights], dim=1)
     y = x @ stacked  # (B, T, F * sum(w)): the one big GEMM
+    if torch.compiler.is_exporting():  # the form ONNX export's graph rewrites match (wordconv.export)
+        return _shift_sum_padded(y, widths, filters, pad)
     return list(_ShiftSum.apply(y, widths, filters, pad))
+
+
+def _shift_sum_padded(y: torch.Tensor, widths: tuple[int, ...], filters: int, pad: int) -> list[torch.Tensor]:
+    """:class:`_ShiftSum`'s forward on a zero-padded copy of ``y``: Pad, then one Slice per tap and Adds, a
+    graph that the export's rewrites (``push_slices_into_lookup``, ``mask_padding_in_lookup``) recognise."""
+    if pad:
+        y = torch.nn.functional.pad(y, (0, 0, pad, pad))  # (B, T + 2 pad, F * sum(w))
+    steps, outs, off = y.shape[1], [], 0
+    for w in widths:
+        n = max(steps - w + 1, 0)
+        acc = y[:, 0:n, off:off + filters]
+        for j in range(1, w):
+            acc = acc + y[:, j:j + n, off + j * filters:off + (j + 1) * filters]
+        outs.append(acc)
+        off += w * filters
+    return outs
