@@ -4,6 +4,7 @@
     python bench/memory.py --epochs 2 --threads 2
     python bench/memory.py --quick --no-write     # smoke run on MR (full fold-0 epoch; 500 / 1,000 / 2,000 sentences)
     python bench/memory.py --skip-full            # the scaling runs only (--skip-scaling: the full run only)
+    python bench/memory.py --skip-scaling --results F; python bench/memory.py --full-from F --base 5000
 
 Every training runs in its own child process (``python bench/memory.py --child SPEC``), so each peak is that
 process's alone: ``ru_maxrss`` from ``os.wait4`` of the child (the kernel's high-water mark of its resident set,
@@ -240,7 +241,8 @@ def table(r: dict) -> str:
     f = r.get("full")
     if f:
         m = f["marks"]
-        md += (f"Full run ({r['full_data']}, `wordconv.train` path, {r['epochs']} epoch(s), {r['threads']} threads): "
+        md += (f"Full run ({r['full_data']}, `wordconv.train` path, {len(f['epoch_seconds'])} epoch(s), "
+               f"{f.get('threads', r['threads'])} threads{', ' + f['date'] if f.get('date') else ''}): "
                f"**peak RSS {gib(f['peak_rss'])}** (goal <= {gib(GOAL_BYTES)}: "
                f"{'met' if f['peak_rss'] <= GOAL_BYTES else 'NOT met'}, {f['peak_rss'] / GOAL_BYTES * 100:.0f} % of "
                f"it); RSS after reading {mib(m['data read']['VmRSS'])}, at training start "
@@ -263,7 +265,7 @@ def table(r: dict) -> str:
            f"{mib(fit_['rss']['b'] * 1000)} per 1,000 texts (r^2 {fit_['rss']['r2']:.3f}). "
            f"{'Texts repeated to fill the sets' if r['pool']['replicated'] else 'All texts distinct'} "
            f"({r['pool']['pool']:,} in the pool).\n\n")
-    md += f"Command: `python bench/memory.py`, {r['date']}, {r['machine']}.\n"
+    md += f"Command: `{r.get('command', 'python bench/memory.py')}`, {r['date']}, {r['machine']}.\n"
     return md
 
 
@@ -279,6 +281,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads in the children (default: all cores)")
     ap.add_argument("--skip-full", action="store_true", help="the scaling runs only")
     ap.add_argument("--skip-scaling", action="store_true", help="the full run only")
+    ap.add_argument("--full-from", default=None, help="results JSON of an earlier run whose full run to report "
+                                                        "instead of running it again (e.g. one of --skip-scaling)")
     ap.add_argument("--quick", action="store_true", help="MR, 1,000-sentence base, smoke test (writes nothing)")
     ap.add_argument("--work-dir", default="runs/bench-memory")
     ap.add_argument("--seed", type=int, default=13)
@@ -304,7 +308,10 @@ def main() -> None:
     t_all = time.perf_counter()
 
     full = None
-    if not args.skip_full:
+    if args.full_from:
+        earlier = json.loads(Path(args.full_from).read_text())
+        full = {**earlier["full"], "threads": earlier["threads"], "date": earlier["date"]}
+    elif not args.skip_full:
         with tempfile.TemporaryDirectory(dir=work) as tmp:
             full = run_child({"kind": "full", "data": args.full_data, "data_dir": args.data_dir, "epochs": args.epochs,
                               "threads": args.threads, "output": str(Path(tmp) / "model")}, console)
@@ -316,8 +323,12 @@ def main() -> None:
 
     if args.skip_scaling:
         if full:
-            print(table({"full": full, "full_data": args.full_data, "epochs": args.epochs, "threads": args.threads,
-                         "scaling": [], "date": str(date.today()), "machine": machine()}))
+            r = {"full": full, "full_data": args.full_data, "epochs": args.epochs, "threads": args.threads,
+                 "scaling": [], "date": str(date.today()), "machine": machine()}
+            print(table(r))
+            if args.results:  # for a later --full-from
+                Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.results).write_text(json.dumps(r, indent=1) + "\n")
         return
     specs, pool = scaling_files(args, work, console)
     rows = []
@@ -348,7 +359,7 @@ def main() -> None:
 
     r = {"full": full, "full_data": args.full_data, "data": args.data, "scaling": rows, "fits": fits, "pool": pool,
          "epochs": args.epochs, "threads": args.threads, "quick": args.quick, "seconds": time.perf_counter() - t_all,
-         "date": str(date.today()), "machine": machine()}
+         "date": str(date.today()), "machine": machine(), "command": " ".join(["python", *sys.argv])}
     r["metrics"] = {"scale_1x_epoch_seconds": one["epoch_seconds"][0], "scale_1x_peak_rss_mib": one["peak_rss"] / 2**20,
                     **{f"scale_{x['scale']}x_epoch_ratio": x["epoch_ratio"] for x in rows if x is not one},
                     **{f"scale_{x['scale']}x_rss_ratio": x["rss_ratio"] for x in rows if x is not one}}
