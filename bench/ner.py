@@ -2,6 +2,7 @@
 
     python bench/ner.py                              # every row, then the tagging-speed comparison
     python bench/ner.py --rows cnn-glove --no-speed
+    python bench/ner.py --speed-only                 # re-measure the speed of the rows already trained
     python bench/ner.py --rows cnn-glove --epochs 1 --limit 500 --no-write     # smoke run
 
 Rows train on ``conll2003`` (train; testa = dev picks the best epoch; testb = test) and record
@@ -151,6 +152,8 @@ def main() -> None:
     ap.add_argument("--out-dir", default="runs/bench-ner")
     ap.add_argument("--results", default="bench/results/ner.json")
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="train nothing: the speed comparison of the rows already trained and cached")
     ap.add_argument("--speed-repeats", type=int, default=3)
     ap.add_argument("--rerun", action="store_true", help="train rows again even if cached")
     ap.add_argument("--quiet", action="store_true")
@@ -160,6 +163,8 @@ def main() -> None:
     console = Console(stderr=True)
     path = Path(args.results)
     results = json.loads(path.read_text()) if path.exists() else {"rows": {}}
+    if args.speed_only:  # the rows with results and a saved model only
+        args.rows = [r for r in args.rows if r in results["rows"] and (Path(args.out_dir) / r).is_dir()]
     for row in args.rows:
         cached = results["rows"].get(row)
         if cached and not args.rerun and cached.get("limit") == args.limit and (Path(args.out_dir) / row).is_dir():
