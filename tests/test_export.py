@@ -116,7 +116,23 @@ def test_two_table_embeddings_fold_into_one_lookup(case, exported):
 
     ops = {n.op_type for n in onnx.load(str(out / ONNX_FILE)).graph.node}
     assert "MatMul" not in ops and "Conv" not in ops  # the filters live in the lookup table now
-    assert wordconv.load(out).model.encoder.embedding.fixed is not None  # the export left the model as it was
+
+
+def test_one_table_gives_the_same_logits_and_is_swapped_back(exported):
+    from wordconv.export import _OneTable, _one_table_embeddings
+
+    predictor = wordconv.load(exported("textcnn-vectors"))
+    model = predictor.model.eval()
+    original = model.encoder.embedding
+    ids = torch.tensor([[2, 5, 7, len(predictor.artifact.vocab) - 1, 0]])
+    assert ids[0, 3] >= original.n_train  # an extra word: read from the fixed table
+    with torch.no_grad():
+        want = model(ids=ids)["logits"]
+        with _one_table_embeddings(model):
+            assert isinstance(model.encoder.embedding, _OneTable)
+            got = model(ids=ids)["logits"]
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    assert model.encoder.embedding is original  # the model is left as it was
 
 
 @pytest.mark.parametrize("case", list(CASES))

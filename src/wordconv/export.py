@@ -211,7 +211,6 @@ class _OneTable(nn.Module):
 
     def __init__(self, embedding: nn.Module):
         super().__init__()
-        self.dim, self.pad_id, self.mode = embedding.dim, embedding.pad_id, embedding.mode
         rows = embedding.n_train + embedding.n_extra
         was_training = embedding.training
         with torch.no_grad():

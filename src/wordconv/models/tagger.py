@@ -110,8 +110,8 @@ def _unique_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return rows, torch.zeros(0, dtype=torch.long, device=rows.device)
     powers = torch.full((c,), _HASH_BASE, dtype=torch.long, device=rows.device).cumprod(0)  # wraps mod 2^64
     keys = (rows.long() * powers).sum(1)
-    _, where = torch.unique(keys, return_inverse=True)
-    first = torch.empty(int(where.max()) + 1, dtype=torch.long, device=rows.device)
+    distinct, where = torch.unique(keys, return_inverse=True)
+    first = torch.empty(len(distinct), dtype=torch.long, device=rows.device)
     first.scatter_(0, where, torch.arange(n, device=rows.device))  # any row of each key
     unique = rows[first]
     if not torch.equal(unique[where], rows):  # two different words with one key
