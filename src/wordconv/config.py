@@ -67,6 +67,10 @@ class EmbeddingConfig(Section):
     # test text's unseen words still get their vectors; the file's first (most frequent) words.
     # A saved model records how many were actually added.
     extra_words: int = Field(20000, ge=0)
+    # the word vectors' learning rate as a fraction of training.lr (modes rand, non-static and
+    # multichannel's fine-tuned channel): pretrained vectors fine-tuned at a smaller rate drift less
+    # from what the large corpus taught them while the filters adapt (cf. ULMFiT's discriminative rates)
+    lr_scale: float = Field(1.0, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _check(self) -> "EmbeddingConfig":

@@ -102,3 +102,34 @@ def test_config_requires_vectors_for_pretrained_modes_and_none_for_rand():
         EmbeddingConfig(vectors="glove.txt")
     assert EmbeddingConfig().dim == 300
     assert EmbeddingConfig(mode="static", vectors="g.txt").dim is None  # read from the file
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.1])
+def test_lr_scale_gives_the_word_vectors_their_own_rate(scale):
+    cfg = build_config({"embeddings": {"mode": "non-static", "vectors": "v.txt", "dim": E, "extra_words": EXTRA,
+                                       "lr_scale": scale},
+                        "model": {"num_filters": 3}, "training": {"lr": 0.01}})
+    model = build_model(cfg, V, ["a", "b"])
+    _, vectors = make("non-static")
+    model.encoder.embedding.load_pretrained(vectors)
+    opt = build_optimizer(model, cfg.training)
+    table = model.encoder.embedding.table.weight
+    if scale == 1.0:
+        assert [g["name"] for g in opt.param_groups] == ["all"]
+    else:
+        assert [g["name"] for g in opt.param_groups] == ["all", "word vectors (x0.1)"]
+        assert [p is table for p in opt.param_groups[1]["params"]] == [True]
+        assert opt.param_groups[1]["lr"] == pytest.approx(0.001) and opt.param_groups[0]["lr"] == 0.01
+    before, conv_before = table.detach().clone(), model.encoder.convs[0].weight.detach().clone()
+    model(ids=torch.tensor([[2, 3, 4, 10], [5, 6, 0, 0]]), labels=torch.tensor([0, 1]))["loss"].backward()
+    opt.step()
+    # Adam's first step moves every weight with a gradient by ~lr: the vectors by lr x scale
+    moved = (table.detach() - before).abs()[2:7]
+    assert moved.max().item() == pytest.approx(0.01 * scale, rel=1e-3)
+    assert (model.encoder.convs[0].weight.detach() - conv_before).abs().max().item() == pytest.approx(0.01, rel=1e-3)
+
+
+def test_lr_scale_out_of_range_is_refused():
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="lr_scale"):
+            EmbeddingConfig(mode="non-static", vectors="v.txt", lr_scale=bad)

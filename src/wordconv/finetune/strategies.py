@@ -51,6 +51,20 @@ def _params(model: nn.Module):
     return groups, head
 
 
+def _word_model_groups(model: nn.Module, params: list, lr: float) -> list[dict]:
+    """One group, or two when word vectors train at their own rate (``embeddings.lr_scale`` < 1)."""
+    from wordconv.models.base import WordEmbedding
+
+    vectors = {id(p): m.lr_scale for m in model.modules() if isinstance(m, WordEmbedding) and m.lr_scale != 1.0
+               for p in m.parameters() if p.requires_grad}
+    rest = [p for p in params if id(p) not in vectors]
+    out = [{"params": rest, "lr": lr, "base_lr": lr, "name": "all"}]
+    for scale in sorted(set(vectors.values())):
+        mine = [p for p in params if vectors.get(id(p)) == scale]
+        out.append({"params": mine, "lr": lr * scale, "base_lr": lr * scale, "name": f"word vectors (x{scale:g})"})
+    return [g for g in out if g["params"]]
+
+
 def optimizer_groups(model: nn.Module, lr: float) -> list[dict]:
     """Parameter groups for the optimizer, each with ``lr``, ``base_lr`` and a ``name``.
 
@@ -59,7 +73,7 @@ def optimizer_groups(model: nn.Module, lr: float) -> list[dict]:
     """
     groups, head = _params(model)
     if groups is None:
-        return [{"params": head, "lr": lr, "base_lr": lr, "name": "all"}]
+        return _word_model_groups(model, head, lr)
     p = model.encoder.params
     n = len(groups)
     most = max(open_groups(p.strategy, n, epoch, p.top_k) for epoch in (1, n))  # ever open

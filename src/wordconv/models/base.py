@@ -81,6 +81,7 @@ class WordEmbedding(nn.Module):
             raise ConfigError("embeddings.dim is not set: it is read from the vector file when training starts")
         self.mode = config.mode
         self.pad_id = pad_id
+        self.lr_scale = config.lr_scale  # read by wordconv.finetune.optimizer_groups
         pretrained = config.mode != "rand"
         self.n_extra = config.extra_words if pretrained else 0
         self.n_train = vocab_size - self.n_extra  # rows of the training vocabulary
