@@ -48,6 +48,9 @@ ROWS: dict[str, list[str]] = {
     "cnn-static-w2v": ["embeddings.mode=static", *W2V],
     "cnn-non-static-w2v": ["embeddings.mode=non-static", *W2V],
     "cnn-multichannel-w2v": ["embeddings.mode=multichannel", *W2V],
+    # the vectors fine-tuned at a tenth of the filters' rate (0.1 beat 0.3 and 1.0 on SST-2's dev set)
+    "cnn-non-static-w2v-lr0.1": ["embeddings.mode=non-static", *W2V, "embeddings.lr_scale=0.1"],
+    "cnn-multichannel-w2v-lr0.1": ["embeddings.mode=multichannel", *W2V, "embeddings.lr_scale=0.1"],
     "dpcnn-w2v": ["model.type=dpcnn", "embeddings.mode=non-static", *W2V],
     "cnn-attention-w2v": ["model.type=cnn-attention", "embeddings.mode=non-static", *W2V],
 }
