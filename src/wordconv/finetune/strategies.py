@@ -52,16 +52,16 @@ def _params(model: nn.Module):
 
 
 def _word_model_groups(model: nn.Module, params: list, lr: float) -> list[dict]:
-    """One group, or two when word vectors train at their own rate (``embeddings.lr_scale`` < 1)."""
+    """One group, or two when the word vectors train at their own rate (``embeddings.lr_scale`` < 1)."""
     from wordconv.models.base import WordEmbedding
 
-    vectors = {id(p): m.lr_scale for m in model.modules() if isinstance(m, WordEmbedding) and m.lr_scale != 1.0
-               for p in m.parameters() if p.requires_grad}
-    rest = [p for p in params if id(p) not in vectors]
-    out = [{"params": rest, "lr": lr, "base_lr": lr, "name": "all"}]
-    for scale in sorted(set(vectors.values())):
-        mine = [p for p in params if vectors.get(id(p)) == scale]
-        out.append({"params": mine, "lr": lr * scale, "base_lr": lr * scale, "name": f"word vectors (x{scale:g})"})
+    tables = [m for m in model.modules() if isinstance(m, WordEmbedding) and m.lr_scale != 1.0]
+    vectors = {id(p) for m in tables for p in m.parameters()}
+    out = [{"params": [p for p in params if id(p) not in vectors], "lr": lr, "base_lr": lr, "name": "all"}]
+    if tables:  # one config, so one scale
+        scale = tables[0].lr_scale
+        out.append({"params": [p for p in params if id(p) in vectors], "lr": lr * scale, "base_lr": lr * scale,
+                    "name": f"word vectors (x{scale:g})"})
     return [g for g in out if g["params"]]
 
 
