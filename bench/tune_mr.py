@@ -1,7 +1,7 @@
 """Hyperparameter search on MR: does random search beat the default config, and do two workers help?
 
     python bench/tune_mr.py                  # 24 random trials on fold 0, both configs on 10 folds,
-                                             # then 1 vs 2 workers on a 6-point grid (about an hour)
+                                             # then 1 vs 2 workers on a 12-point grid (about an hour)
     python bench/tune_mr.py --trials 2 --epochs 1 --eval-folds 2 --workers-epochs 1 --no-write   # smoke run
 
 1. **Search**: ``wordconv.tune`` with random search over ``configs/spaces/textcnn.yaml`` (Kim's TextCNN,
@@ -11,7 +11,7 @@
    each fold.  The best config "beats" the default when the mean paired gain is larger than the
    fold-to-fold std of the default's accuracies.  Caveat, reported with the table: the search chose
    on fold 0's dev set, which lies in the test part of other folds.
-3. **Workers**: the same 6-point grid run by one ``wordconv tune`` process (2 torch threads) and by two
+3. **Workers**: the same 12-point grid run by one ``wordconv tune`` process (2 torch threads) and by two
    processes sharing an SQLite study (1 thread each), from fresh storages; wall time from start to
    the last exit, and a check that no grid point ran twice.
 
@@ -40,7 +40,9 @@ from wordconv.pipeline import evaluate_examples, fit, load_splits, resolve_confi
 
 BEGIN, END, HEADING = "<!-- tune:begin -->", "<!-- tune:end -->", "## Hyperparameter search"
 WORKER_GRID = {"model.num_filters": {"type": "choice", "values": [50, 100, 150]},
-               "model.filter_widths": {"type": "choice", "values": [[3, 4, 5], [2, 3, 4]]}}
+               "model.filter_widths": {"type": "choice", "values": [[3, 4, 5], [2, 3, 4]]},
+               "model.dropout": {"type": "choice", "values": [0.3, 0.5]}}
+GRID_SIZE = 12
 
 
 def test_accuracy(config, fold: int, args, console: Console) -> dict:
@@ -61,7 +63,7 @@ def run_workers(n: int, args, out: Path, space_file: Path) -> dict:
     out.mkdir(parents=True)
     threads = 2 // n if n <= 2 else 1
     cmd = [sys.executable, "-m", "wordconv.cli", "tune", "--data", args.data, "--model", "textcnn",
-           "--space", str(space_file), "--sampler", "grid", "--trials", "6", "--output", str(out),
+           "--space", str(space_file), "--sampler", "grid", "--trials", str(GRID_SIZE), "--output", str(out),
            "--seed", str(args.seed), "--pruner", "none", "--quiet", "--epochs", str(args.workers_epochs),
            "--set", f"training.threads={threads}", *[x for s in args.sets for x in ("--set", s)]]
     if args.data_dir:
@@ -130,9 +132,14 @@ def markdown(state: dict, meta: dict) -> str:
             lines.append(f"| {r['workers']} | {r['threads']} | {r['complete']} | {r['wall_seconds']:.0f} s | "
                          f"{'/'.join(map(str, r['trials_per_worker']))} | {r['duplicates']} |")
         lines += ["", (f"Wall time of one worker / two workers: {one['wall_seconds'] / two['wall_seconds']:.2f} "
-                       f"(above 1: two are faster; 6-point grid, {meta['workers_epochs']} epochs per trial, "
+                       f"(above 1: two are faster; {GRID_SIZE}-point grid, {meta['workers_epochs']} epochs per trial, "
                        "process start-up included)."), ""]
-    lines.append(f"_Run {meta['date']}, {meta['machine']}; command `{meta['command']}`._\n")
+    runs = [("search and evaluation", state.get("search_meta")), ("workers", state.get("workers_meta"))]
+    for what, m in runs:
+        if m:
+            lines.append(f"_{what.capitalize()}: run {m['date']}, {m['machine']}; command `{m['command']}`._\n")
+    if not any(m for _, m in runs):
+        lines.append(f"_Run {meta['date']}, {meta['machine']}; command `{meta['command']}`._\n")
     return "\n".join(lines)
 
 
@@ -146,6 +153,8 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-folds", type=int, default=10)
     ap.add_argument("--workers-epochs", type=int, default=2, help="epochs per trial in the workers comparison")
     ap.add_argument("--skip-workers", action="store_true")
+    ap.add_argument("--workers-only", action="store_true",
+                    help="re-run only the 1-vs-2-workers comparison; the search and evaluation come from --results")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override for every run")
     ap.add_argument("--out-dir", default="runs/bench-tune")
@@ -157,35 +166,39 @@ def main(argv=None) -> int:
     key = {"data": args.data, "space": args.space, "trials": args.trials, "epochs": args.epochs, "seed": args.seed,
            "sets": args.sets, "eval_folds": args.eval_folds, "workers_epochs": args.workers_epochs}
     state = json.loads(results.read_text()) if results.exists() else {}
-    if state.get("key") != key:  # another setting: start over
+    if args.workers_only:
+        if "search" not in state:
+            raise SystemExit(f"--workers-only needs a finished search in {results}; run without it first")
+    elif state.get("key") != key:  # another setting: start over
         state = {"key": key, "default": [], "best": []}
 
     def save() -> None:
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps(state, indent=1))
 
-    t = time.perf_counter()
-    r = wordconv.tune(args.data, "textcnn", args.space, trials=args.trials, sampler="random",
-                      output=out_dir / "search", seed=args.seed, overrides=args.sets, epochs=args.epochs,
-                      data_dir=args.data_dir, console=Console(stderr=True))
-    if r.best_config is None:
-        raise SystemExit("no trial completed")
-    states = [row["state"] for row in r.table]
-    state["search"] = {"trials": len(r.table), "complete": states.count("complete"), "pruned": states.count("pruned"),
-                       "wall_seconds": state.get("search", {}).get("wall_seconds", 0) + time.perf_counter() - t,
-                       "best_trial": r.best_trial, "best_value": r.best_value, "best_params": r.best_params}
-    save()
-    console.print(r.rich_table())
-    for name, config in (("default", None), ("best", r.best_config)):
-        done = {x["fold"] for x in state[name]}
-        for fold in range(args.eval_folds):
-            if fold in done:
-                continue
-            state[name].append(test_accuracy(config, fold, args, console))
-            save()
-            x = state[name][-1]
-            console.print(f"{name:8} fold {fold}: test {x['accuracy']:.2f} (dev {x['dev_accuracy']:.2f}, "
-                          f"{x['epochs']} epochs, {x['seconds']:.0f}s)")
+    if not args.workers_only:
+        t = time.perf_counter()
+        r = wordconv.tune(args.data, "textcnn", args.space, trials=args.trials, sampler="random",
+                          output=out_dir / "search", seed=args.seed, overrides=args.sets, epochs=args.epochs,
+                          data_dir=args.data_dir, console=Console(stderr=True))
+        if r.best_config is None:
+            raise SystemExit("no trial completed")
+        states = [row["state"] for row in r.table]
+        state["search"] = {"trials": len(r.table), "complete": states.count("complete"), "pruned": states.count("pruned"),
+                           "wall_seconds": state.get("search", {}).get("wall_seconds", 0) + time.perf_counter() - t,
+                           "best_trial": r.best_trial, "best_value": r.best_value, "best_params": r.best_params}
+        save()
+        console.print(r.rich_table())
+        for name, config in (("default", None), ("best", r.best_config)):
+            done = {x["fold"] for x in state[name]}
+            for fold in range(args.eval_folds):
+                if fold in done:
+                    continue
+                state[name].append(test_accuracy(config, fold, args, console))
+                save()
+                x = state[name][-1]
+                console.print(f"{name:8} fold {fold}: test {x['accuracy']:.2f} (dev {x['dev_accuracy']:.2f}, "
+                              f"{x['epochs']} epochs, {x['seconds']:.0f}s)")
     if not args.skip_workers:
         space_file = out_dir / "workers-space.json"
         space_file.parent.mkdir(parents=True, exist_ok=True)
@@ -197,6 +210,11 @@ def main(argv=None) -> int:
                           f"({w['trials_per_worker']}), {w['duplicates']} duplicate grid points")
     meta = {"command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": machine(), "space": args.space, "workers_epochs": args.workers_epochs, "data": args.data}
+    if not args.workers_only:
+        state["search_meta"] = meta
+    if not args.skip_workers:
+        state["workers_meta"] = meta
+    save()
     md = markdown(state, meta)
     console.print(md)
     if not args.no_write:
