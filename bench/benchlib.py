@@ -21,8 +21,16 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def cpu_isa() -> str:
+    """The vector instructions torch's CPU kernels use here, e.g. "AVX2" or "AVX512 + native bf16"."""
+    from wordconv.training.trainer import native_bf16
+
+    isa = torch.backends.cpu.get_cpu_capability()
+    return f"{isa} + native bf16" if native_bf16(torch.device("cpu")) else isa
+
+
 def machine() -> str:
-    return (f"{platform.platform()}, {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} "
+    return (f"{platform.platform()}, {cpu_model()} ({cpu_isa()}), {os.cpu_count()} cores, torch {torch.__version__} "
             f"with {torch.get_num_threads()} threads")
 
 

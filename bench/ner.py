@@ -55,6 +55,11 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "minilm-lr-1e-4": ("pretrained", ["model.strategy=full", "training.lr=1e-4"]),
     # the same with a casing embedding appended to each word's state (the MiniLM is uncased)
     "minilm-case-lr-1e-4": ("pretrained", ["model.strategy=full", "training.lr=1e-4", "model.case_dim=16"]),
+    # the same trained twice as long: dev F1 was still rising at epoch 2 (86.85 -> 89.47)
+    "minilm-case-lr-1e-4-4ep": ("pretrained", ["model.strategy=full", "training.lr=1e-4", "model.case_dim=16",
+                                               "training.epochs=4"]),
+    "minilm-case-lr-1e-4-6ep": ("pretrained", ["model.strategy=full", "training.lr=1e-4", "model.case_dim=16",
+                                               "training.epochs=6"]),
 }
 GOAL_F1 = 87.0
 GOAL_SPEED = 20.0
@@ -133,10 +138,14 @@ def table(results: dict) -> str:
         md += (f"Tagging speed (CoNLL-2003 test, {s['sentences']:,} sentences / {s['words']:,} words, batch 256, "
                f"{s['threads']} threads, best of the repeats): fastest CNN / fastest encoder = "
                f"**{s['ratio']:.1f}x** (goal >= {GOAL_SPEED:.0f}x). {s['date']}, {s['machine']}.\n\n")
-    any_row = next((r for r in results["rows"].values() if not r.get("limit")), None)
-    if any_row:
-        md += (f"Command: `python bench/ner.py` (seed {any_row['seed']}), {any_row['date']}, {any_row['machine']}. "
-               f"Goal: test F1 >= {GOAL_F1} for the CNN tagger and for the fine-tuned MiniLM. Entity F1 is "
+    runs: dict[tuple, list[str]] = {}  # rows trained on one date and machine
+    for row, r in results["rows"].items():
+        if not r.get("limit"):
+            runs.setdefault((r["seed"], r["date"], r["machine"]), []).append(f"`{row}`")
+    if runs:
+        md += "Command: `python bench/ner.py --rows ROW`. " + "; ".join(
+            f"{', '.join(rows)}: seed {seed}, {day}, {mach}" for (seed, day, mach), rows in runs.items())
+        md += (f". Goal: test F1 >= {GOAL_F1} for the CNN tagger and for the fine-tuned MiniLM. Entity F1 is "
                "conlleval's (exact span and type, micro over PER/LOC/ORG/MISC); dev = testa picks the epoch.\n")
     return md
 
