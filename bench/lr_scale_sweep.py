@@ -31,10 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="sst2,trec", help="comma-separated; mr0..mr9 for MR folds")
     ap.add_argument("--seeds", default="13,14,15")
     ap.add_argument("--data-dir", default=os.environ.get("WORDCONV_DATA"))
-    ap.add_argument("--w2v", default=None, help="300-d vectors (default: bench/cnn_family.py's, trained once)")
+    ap.add_argument("--w2v", default=None, help="300-d vectors (default: bench/cnn_family.py's, trained once); "
+                    "'none': no pretrained vectors (wordconv's default CNN-rand)")
     ap.add_argument("--out", default="bench/results/lr_scale_sweep.jsonl")
     args = ap.parse_args(argv)
     w2v = args.w2v or str(w2v_vectors(args.data_dir, Console()))
+    vectors = [] if w2v == "none" else [f"embeddings.vectors={w2v}"]
     out = Path(args.out)
     done = set()
     if out.exists():
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             for seed in (int(s) for s in args.seeds.split(",")):
                 if (data, fold, seed, tuple(sets)) in done:
                     continue
-                cfg = resolve_config(None, ["training.progress=false", f"embeddings.vectors={w2v}", *sets],
+                cfg = resolve_config(None, ["training.progress=false", *vectors, *sets],
                                      data=data, fold=fold, seed=seed, data_dir=args.data_dir)
                 t0 = time.perf_counter()
                 splits = load_splits(cfg)
