@@ -11,6 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 import wordconv
+from wordconv.training.trainer import native_bf16
 from wordconv import distillation as D
 from wordconv.cli import app
 from wordconv.data.text import Preprocessor
@@ -191,7 +192,9 @@ def test_cache_second_run_does_no_teacher_inference_and_a_changed_teacher_invali
     # the cached logits are the teacher's own
     teacher = wordconv.load(tiny["teacher"])
     direct = _logits(teacher.artifact.model, teacher.config, teacher.artifact.vocab, texts[:1])
-    assert torch.allclose(first[:1], direct, atol=1e-5)
+    # the teacher runs in bf16 autocast on CPUs with native bf16 (the cache stores what it computed)
+    bf16 = native_bf16(torch.device("cpu"))
+    assert torch.allclose(first[:1], direct, atol=3e-2 if bf16 else 1e-5)
     # another teacher (changed weights): nothing reused
     other = tmp_path / "teacher2"
     art = teacher.artifact

@@ -564,13 +564,14 @@ def test_concurrent_ner_and_qa_requests_equal_unbatched(ner, qa):
     texts = [NER_TEXT, "John met Mary in Rome today .", "the report from Globex", "Ann Smith visited Berlin ."] * 3
     responses = asyncio.run(_post_all(create_app(ner), [{"text": t} for t in texts]))
     for t, r in zip(texts, responses):
-        assert close(r.json()["predictions"][0], ner.predict([t])[0].to_dict())
+        # scores within 1e-4: a batch of other texts rounds differently (1.5e-5 seen on an AVX-512 CPU)
+        assert close(r.json()["predictions"][0], ner.predict([t])[0].to_dict(), tol=1e-4)
     articles = make_articles(6, 5, titles=1)
     pairs = [(q["question"], p["context"]) for p in articles[0]["paragraphs"] for q in p["qas"]]
     app = create_app(qa)
     responses = asyncio.run(_post_all(app, [{"question": q, "context": c} for q, c in pairs]))
     for (q, c), r in zip(pairs, responses):
-        assert close(r.json()["predictions"][0], qa.answer([q], [c])[0].to_dict())
+        assert close(r.json()["predictions"][0], qa.answer([q], [c])[0].to_dict(), tol=1e-4)
     assert app.state.batcher.stats["batches"] < len(pairs)
 
 
