@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -42,7 +43,7 @@ BEGIN, END, HEADING = "<!-- tune:begin -->", "<!-- tune:end -->", "## Hyperparam
 WORKER_GRID = {"model.num_filters": {"type": "choice", "values": [50, 100, 150]},
                "model.filter_widths": {"type": "choice", "values": [[3, 4, 5], [2, 3, 4]]},
                "model.dropout": {"type": "choice", "values": [0.3, 0.5]}}
-GRID_SIZE = 12
+GRID_SIZE = math.prod(len(d["values"]) for d in WORKER_GRID.values())  # 12
 
 
 def test_accuracy(config, fold: int, args, console: Console) -> dict:

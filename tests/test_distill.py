@@ -11,13 +11,13 @@ import torch
 from typer.testing import CliRunner
 
 import wordconv
-from wordconv.training.trainer import native_bf16
 from wordconv import distillation as D
 from wordconv.cli import app
 from wordconv.data.text import Preprocessor
 from wordconv.data.batching import pad_batch
 from wordconv.errors import ConfigError, DataError
 from wordconv.pipeline import build_model
+from wordconv.training.trainer import native_bf16
 
 from tiny import FAST, make_sentences, write_labelfirst
 

@@ -87,7 +87,7 @@ def train(
             out.print(table)
     t = predictor.meta.get("training", {})
     out.print(f"trained in {t.get('seconds', 0):.1f}s ({t.get('epochs_run')} epochs, best {t.get('best_epoch')}, "
-              f"{t.get('tokens_per_second', 0):,.0f} tokens/s); model saved to [bold]{output}[/]")
+              f"{t.get('tokens_per_second', 0):,.0f} tokens/s); model saved to [bold]{output}[/]", soft_wrap=True)
 
 
 @app.command()
@@ -136,7 +136,7 @@ def distill(
     if teacher_test is not None and predictor.metrics is not None:
         out.print(f"teacher test accuracy {teacher_test:.4f}, student {predictor.metrics['accuracy']:.4f}")
     out.print(f"student trained in {t.get('seconds', 0):.1f}s on {sum(dmeta.get('transfer', {}).values()):,} "
-              f"texts; model saved to [bold]{output}[/]")
+              f"texts; model saved to [bold]{output}[/]", soft_wrap=True)
 
 
 @app.command()

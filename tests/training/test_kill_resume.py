@@ -128,6 +128,5 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(data, reference, t
     state.write_bytes(b"\x00garbage" * 100)
     proc = _train(data, out, resume=True)
     assert proc.returncode == 0, proc.stderr
-    err = proc.stderr.replace("\n", "")  # rich wraps long paths at 80 columns, inside a name too
-    assert "warning" in err and "state.prev.safetensors" in err
+    assert "warning" in proc.stderr and "state.prev.safetensors" in proc.stderr  # the path is not wrapped
     _assert_same(out, reference)

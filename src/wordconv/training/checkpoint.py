@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
+from rich.markup import escape
 from safetensors.torch import load_file, save_file
 
 from wordconv.errors import ModelError
@@ -90,7 +91,8 @@ def load_latest_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: tor
             if not prev.is_file():
                 raise
             if console is not None:
-                console.print(f"[yellow]warning:[/] {err}; resuming from the previous checkpoint {prev} instead")
+                console.print(f"[yellow]warning:[/] {escape(str(err))}; resuming from the previous checkpoint "
+                              f"{escape(str(prev))} instead", soft_wrap=True)  # paths stay whole in logs
     return (*load_checkpoint(prev, model=model, optimizer=optimizer, ema=ema, generator=generator), prev)
 
 

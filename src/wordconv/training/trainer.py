@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -187,7 +188,7 @@ class Trainer:
             if cfg.progress and self.main:
                 where = (f"at step {partial['done']} of epoch {partial['epoch']}" if partial
                          else f"after epoch {info['epoch']}")
-                self.console.print(f"resuming from {used} {where}")
+                self.console.print(f"resuming from {escape(str(used))} {where}", soft_wrap=True)
         tokens_per_epoch = train.num_tokens()
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
