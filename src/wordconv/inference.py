@@ -6,7 +6,9 @@ validates input, batches by length and returns typed results in input order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import gc
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,6 +57,20 @@ class RegressionPrediction:
 
 
 AnyPrediction = Prediction | MultiLabelPrediction | RegressionPrediction
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: tagging a corpus builds a few objects per word (tags,
+    offsets, entities), none in a reference cycle, and the collector's passes over the whole heap
+    that so many new objects trigger cost up to a fifth of the tagging time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Predictor:
@@ -227,19 +243,27 @@ class Predictor:
             raise ModelError(f"predict_tokens() is for taggers (task ner); this model is {self.task}: use predict()")
         words = []
         for i, s in enumerate(sentences):
-            if isinstance(s, str) or not all(isinstance(w, str) and w and not w.isspace() for w in s):
+            ok = False
+            if not isinstance(s, str):
+                try:  # every word a str with something besides whitespace (str.strip: TypeError otherwise)
+                    s = list(s)
+                    ok = all(map(str.strip, s))
+                except TypeError:
+                    pass
+            if not ok:
                 raise DataError(f"sentence {i}: expected a list of non-empty words, got {s!r}")
             if not s:
                 raise DataError(f"sentence {i} has no words")
-            words.append(list(s))
+            words.append(s)
         return self._tag(words, None, None, batch_size)
 
     def _tag(self, words: list[list[str]], texts, offsets, batch_size: int) -> list:
-        examples = [Example(" ".join(w), None, f"text {i}", tokens=tuple(w)) for i, w in enumerate(words)]
-        data = self._task.encode(examples, self._to_ids, 1, "input", with_labels=False)
-        data.device = self._device
-        with self._autocast():
-            return self._task.predict_tokens(self.model, data, batch_size, words, texts, offsets)
+        with _gc_paused():
+            examples = [Example(" ".join(w), None, f"text {i}", tokens=tuple(w)) for i, w in enumerate(words)]
+            data = self._task.encode(examples, self._to_ids, 1, "input", with_labels=False)
+            data.device = self._device
+            with self._autocast():
+                return self._task.predict_tokens(self.model, data, batch_size, words, texts, offsets)
 
     def evaluate(self, texts: Sequence[str], labels: Sequence) -> dict:
         """Metrics of this model on labelled texts: one gold value per text, i.e. a label name

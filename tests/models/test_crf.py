@@ -334,3 +334,43 @@ def test_training_learns_transitions():
     assert accuracy > 0.98 > per_word_ceiling + 0.3
     assert loss.item() < 0.1 and math.isfinite(loss.item())
     assert crf.transitions.argmax(dim=1).tolist() == list(range(C))  # learned: stay in your tag
+
+
+def test_unsorted_rows_decode_together_as_alone_and_both_at_once():
+    """decode / marginals sort the rows by length (the rows still in the sentence at step t are a block):
+    rows in any order give what each gives alone, and decode_with_marginals is the two together."""
+    crf = random_crf(3)
+    lengths = [2, 6, 1, 6, 3, 5, 2]
+    em, mask, _ = padded_batch(lengths=lengths, seed=5, pad_value=float("nan"))
+    path, score, probs = crf.decode_with_marginals(em, mask)
+    torch.testing.assert_close((path, score), crf.decode(em, mask))
+    torch.testing.assert_close(probs, crf.marginals(em, mask))
+    for b, n in enumerate(lengths):
+        p1, s1 = crf.decode(em[b:b + 1, :n], mask[b:b + 1, :n])
+        assert torch.equal(path[b, :n], p1[0]) and (path[b, n:] == 0).all()
+        torch.testing.assert_close(score[b], s1[0])
+        torch.testing.assert_close(probs[b, :n], crf.marginals(em[b:b + 1, :n], mask[b:b + 1, :n])[0])
+    torch.testing.assert_close(probs.sum(-1), mask.float())  # a distribution at each word, 0 at padding
+
+
+def test_decoding_under_bf16_autocast_stays_float32():
+    """Inside a bf16 autocast region (a model run in bf16) the recursions still run in float32."""
+    crf = random_crf(4)
+    em, mask, tags = padded_batch(pad_value=0.0)
+    want = (*crf.decode(em, mask), crf.marginals(em, mask), crf(em, tags, mask, reduction="none"))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = (*crf.decode(em, mask), crf.marginals(em, mask), crf(em, tags, mask, reduction="none"))
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype
+        torch.testing.assert_close(g, w)
+
+
+def test_decode_needs_a_left_aligned_mask():
+    crf = random_crf()
+    em, mask, _ = padded_batch(pad_value=0.0)
+    holes = mask.clone()
+    holes[0, 1] = False  # a gap inside the first sentence
+    with pytest.raises(ValueError, match="left-aligned"):
+        crf.decode(em, holes)
+    with pytest.raises(ValueError, match="left-aligned"):
+        crf.marginals(em, holes)

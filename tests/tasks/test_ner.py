@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -13,7 +14,8 @@ import wordconv
 from wordconv.cli import app
 from wordconv.errors import ConfigError, DataError, ModelError
 from wordconv.models.tagger import casing, char_ids
-from wordconv.tasks.ner import subword_ids, tag_names
+from wordconv.data.conll import tags_to_spans
+from wordconv.tasks.ner import _joined_offsets, iob2_tags, subword_ids, tag_id_spans, tag_names
 
 PER = [["John"], ["Mary"], ["Ann", "Smith"], ["Peter", "Brown"]]
 LOC = [["Paris"], ["Berlin"], ["New", "York"], ["Rome"]]
@@ -64,6 +66,25 @@ def test_tag_names_and_features():
     assert char_ids("ab", 512, 20) == (1 + 97 % 511, 1 + 98 % 511)
     long = char_ids("abcdefghij", 512, 4)  # head 2 + tail 2
     assert long == char_ids("abij", 512, 4)
+
+
+@pytest.mark.parametrize("scheme", ["iob2", "bioes"])
+def test_tag_id_spans_read_tags_as_conlleval(scheme):
+    """The id-based reader (only the non-O words) agrees with the tag-string reader on random, mostly
+    invalid sequences (I- after O, E- without B-, type changes), and its spans give back IOB2 tags."""
+    tags = tag_names(["LOC", "PER"], scheme)
+    prefixes, types = [t[0] for t in tags], ["" if t == "O" else t[2:] for t in tags]
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        n = int(rng.integers(0, 12))
+        ids = np.where(rng.random(n) < 0.4, 0, rng.integers(0, len(tags), n))
+        want = tags_to_spans([tags[j] for j in ids])
+        got = tag_id_spans(ids, prefixes, types)
+        assert got == want, [tags[j] for j in ids]
+        assert tags_to_spans(iob2_tags(got, n)) == want
+    assert tag_id_spans(np.array([1, 2, 0, 2]), prefixes, types) == [("LOC", 0, 2), ("LOC", 3, 4)]
+    assert _joined_offsets(["New", "York", "!"]) == [(0, 3), (4, 8), (9, 10)]
+    assert _joined_offsets([]) == []
 
 
 @pytest.mark.parametrize("crf", [True, False])
@@ -186,3 +207,52 @@ def test_word_dropout_only_while_training():
     assert not torch.equal(enc(ids).states, enc(ids).states)
     with pytest.raises(ValueError, match="word_dropout"):
         TaggerConfig(word_dropout=1.0)
+
+
+def test_tagger_batches_look_words_up_in_tables_of_distinct_words():
+    """Each distinct word's id, casing class and characters are computed once; a batch gathers them."""
+    from wordconv.data.readers import Example
+    from wordconv.data.vocab import Vocab
+    from wordconv.tasks.base import WordIds
+    from wordconv.tasks.ner import NamedEntityRecognition
+
+    task = NamedEntityRecognition(["PER"], scheme="bioes", crf=True)
+    vocab = Vocab(["<pad>", "<unk>", "met", "john"])
+    sents = [["John", "met", "Mary"], ["Mary", "met", "JOHN", "again", "1996"], ["met"]]
+    data = task.encode([Example(" ".join(s), None, "t", tokens=tuple(s)) for s in sents],
+                       WordIds(None, vocab), 1, "input", with_labels=False)
+    assert len(data.type_ids) == 1 + len({w for s in sents for w in s})  # row 0: padding
+    batches = list(data.batches(8, shuffle=False))
+    assert len(batches) == 1
+    b = batches[0]
+    for r, i in enumerate(b["index"].tolist()):
+        words = sents[i]
+        assert b["ids"][r, :len(words)].tolist() == vocab.encode([w.lower() for w in words])
+        assert b["case"][r, :len(words)].tolist() == [casing(w) for w in words]
+        for j, w in enumerate(words):
+            ids = char_ids(w, task.char_buckets, task.max_word_chars)
+            assert b["chars"][r, j, :len(ids)].tolist() == list(ids) and not b["chars"][r, j, len(ids):].any()
+        assert (b["ids"][r, len(words):] == 0).all() and (b["types"][r, len(words):] == 0).all()
+        assert not b["chars"][r, len(words):].any()
+    assert "chars" not in next(iter(data.batches(8, shuffle=False, chars=False)))
+
+
+def test_tagging_pauses_the_garbage_collector_and_restores_it():
+    import gc
+
+    from wordconv.inference import _gc_paused
+
+    assert gc.isenabled()
+    with _gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), _gc_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()  # re-enabled after an error too
+    gc.disable()
+    try:
+        with _gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller's disabled collector stays disabled
+    finally:
+        gc.enable()

@@ -24,10 +24,24 @@ Hard constraints (e.g. IOB2: ``I-X`` only after ``B-X``/``I-X``) are optional bo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
+
+
+def _float32(fn: Callable) -> Callable:
+    """Run a CRF computation in float32 also inside a (bf16) autocast region: the recursions add up
+    scores and exponentials over every step of the sentence, where bf16's 8 bits of mantissa would lose
+    the differences that decide the path."""
+
+    @functools.wraps(fn)
+    def wrapper(self, emissions: Tensor, *args, **kwargs):
+        with torch.autocast(emissions.device.type, enabled=False):
+            return fn(self, emissions, *args, **kwargs)
+
+    return wrapper
 
 __all__ = ["CRF", "DISALLOWED", "allowed_transitions"]
 
@@ -152,6 +166,7 @@ class CRF(nn.Module):
 
     # ------------------------------------------------------------------ API
 
+    @_float32
     def log_partition(self, emissions: Tensor, mask: Tensor) -> Tensor:
         """log Z per sentence, (B,) float32."""
         em, mask = self._prepare(emissions, mask)
@@ -159,6 +174,7 @@ class CRF(nn.Module):
         alpha, _ = self._alphas(em, mask, trans, start, keep=False)
         return torch.logsumexp(alpha + end, dim=1)
 
+    @_float32
     def score(self, emissions: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
         """Unnormalised score of the given tag path per sentence, (B,) float32."""
         em, mask = self._prepare(emissions, mask)
@@ -184,46 +200,100 @@ class CRF(nn.Module):
             return nll.sum()
         return nll
 
-    def decode(self, emissions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Viterbi: the best tag path (B, T) long (0 at padding) and its score (B,) float32."""
+    def _by_length(self, emissions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, list[int], Tensor | None]:
+        """Emissions sorted by length, shortest first (float32, padding zeroed), their mask, the first row
+        that still has a word at each step (the rows from there on do), and the inverse of the sort (None
+        when the rows came sorted: an evaluation's batches are)."""
         em, mask = self._prepare(emissions, mask)
+        lengths = mask.sum(dim=1)
+        steps = em.shape[1]
+        if not torch.equal(mask, torch.arange(steps, device=em.device) < lengths[:, None]):
+            raise ValueError("mask must be left-aligned: True at each row's words, then False at its padding")
+        inverse = None
+        if len(lengths) > 1 and bool((lengths[1:] < lengths[:-1]).any()):
+            order = torch.argsort(lengths, stable=True)
+            inverse = torch.empty_like(order)
+            inverse[order] = torch.arange(len(order), device=order.device)
+            em, mask, lengths = em[order], mask[order], lengths[order]
+        first = torch.searchsorted(lengths, torch.arange(steps, device=em.device), right=True).tolist()
+        return em, mask, first, inverse
+
+    def _viterbi(self, em: Tensor, first: list[int]) -> tuple[Tensor, Tensor]:
+        """Viterbi over emissions sorted shortest first: step t updates only rows ``first[t]:``."""
         trans, start, end = self._potentials()
-        batch, steps = mask.shape
-        score = start + em[:, 0]
+        score = start + em[:, 0]  # (B, C), updated in place: row i holds its last real step's scores
         pointers = []
-        for t in range(1, steps):
-            best, arg = (score.unsqueeze(2) + trans).max(dim=1)  # over "from": (B, to)
-            score = torch.where(mask[:, t, None], best + em[:, t], score)
+        for t in range(1, em.shape[1]):
+            f = first[t]
+            best, arg = (score[f:].unsqueeze(2) + trans).max(dim=1)  # over "from": (B - f, to)
+            score[f:] = best + em[f:, t]
             pointers.append(arg)
         best_score, cur = (score + end).max(dim=1)
-        # Backtrack from the last real token; at padding ``cur`` stays the last tag and nothing is followed.
-        path = torch.zeros(batch, steps, dtype=torch.long, device=em.device)
-        for t in range(steps - 1, 0, -1):
-            real = mask[:, t]
-            path[:, t] = torch.where(real, cur, 0)
-            prev = pointers[t - 1].gather(1, cur.unsqueeze(1)).squeeze(1)
-            cur = torch.where(real, prev, cur)
+        # backtrack: row i enters at its last word (the last step t with i among the rows updated)
+        path = torch.zeros(em.shape[:2], dtype=torch.long, device=em.device)
+        for t in range(len(pointers), 0, -1):
+            f = first[t]
+            path[f:, t] = cur[f:]
+            cur[f:] = pointers[t - 1].gather(1, cur[f:].unsqueeze(1)).squeeze(1)
         path[:, 0] = cur
         return path, best_score
 
-    def marginals(self, emissions: Tensor, mask: Tensor) -> Tensor:
-        """Posterior P(y_t = c | x) by forward-backward, (B, T, C) float32; 0 at padding."""
-        em, mask = self._prepare(emissions, mask)
+    def _forward_backward(self, em: Tensor, mask: Tensor, first: list[int]) -> Tensor:
+        """Posterior marginals over emissions sorted shortest first (as :meth:`_viterbi`)."""
         trans, start, end = self._potentials()
-        alpha_last, alphas = self._alphas(em, mask, trans, start, keep=True)
-        log_z = torch.logsumexp(alpha_last + end, dim=1)
-        # beta_t[i] = log of the summed scores of all suffixes after t given y_t = i (excl. E[t, i]).
-        beta = end.expand_as(alpha_last)
-        betas = [beta]
-        shift, exp_trans_t = _exp_potentials(trans.t())
+        shift, exp_trans = _exp_potentials(trans)
+        alpha = start + em[:, 0]
+        alphas = torch.empty_like(em)
+        alphas[:, 0] = alpha
+        for t in range(1, em.shape[1]):
+            f = first[t]
+            alpha[f:] = _logmatexp(alpha[f:], exp_trans, shift) + em[f:, t]
+            alphas[f:, t] = alpha[f:]
+        log_z = torch.logsumexp(alpha + end, dim=1)
+        # beta_t[i] = log of the summed scores of all suffixes after t given y_t = i (excl. E[t, i]);
+        # at each row's last word it is ``end``
+        shift_t, exp_trans_t = _exp_potentials(trans.t())
+        beta = end.expand_as(alpha).clone()
+        betas = end.expand_as(em).clone()
         for t in range(em.shape[1] - 2, -1, -1):
-            # (from, to) + (B, 1, to) -> logsumexp over to -> (B, from)
-            nxt = _logmatexp(em[:, t + 1] + beta, exp_trans_t, shift)
-            beta = torch.where(mask[:, t + 1, None], nxt, beta)
-            betas.append(beta)
-        betas = torch.stack(betas[::-1], dim=1)
+            f = first[t + 1]
+            # (from, to) + (B - f, 1, to) -> logsumexp over to -> (B - f, from)
+            beta[f:] = _logmatexp(em[f:, t + 1] + beta[f:], exp_trans_t, shift_t)
+            betas[f:, t] = beta[f:]
+        # alphas at padding are never written: masked
         probs = torch.exp(alphas + betas - log_z[:, None, None])
-        return probs.masked_fill(~mask.unsqueeze(2), 0.0)
+        return probs.masked_fill_(~mask.unsqueeze(2), 0.0)
+
+    @_float32
+    @torch.no_grad()
+    def decode(self, emissions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Viterbi: the best tag path (B, T) long (0 at padding) and its score (B,) float32.
+
+        The sentences are sorted by length, so step t updates only the rows that still have a word at t:
+        one step per word position for any number of sentences, and no work on padding."""
+        em, _, first, inverse = self._by_length(emissions, mask)
+        path, score = self._viterbi(em, first)
+        return (path, score) if inverse is None else (path[inverse], score[inverse])
+
+    @_float32
+    @torch.no_grad()
+    def marginals(self, emissions: Tensor, mask: Tensor) -> Tensor:
+        """Posterior P(y_t = c | x) by forward-backward, (B, T, C) float32; 0 at padding (sentences
+        sorted by length as in :meth:`decode`)."""
+        em, mask, first, inverse = self._by_length(emissions, mask)
+        probs = self._forward_backward(em, mask, first)
+        return probs if inverse is None else probs[inverse]
+
+    @_float32
+    @torch.no_grad()
+    def decode_with_marginals(self, emissions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`decode` and :meth:`marginals` together (one sort): path (B, T), score (B,), probs (B, T, C)."""
+        em, mask, first, inverse = self._by_length(emissions, mask)
+        path, score = self._viterbi(em, first)
+        probs = self._forward_backward(em, mask, first)
+        if inverse is not None:
+            path, score, probs = path[inverse], score[inverse], probs[inverse]
+        return path, score, probs
 
 
 def _exp_potentials(trans: Tensor) -> tuple[Tensor, Tensor]:

@@ -135,11 +135,39 @@ class CharCNN(nn.Module):
         b, t, c = chars.shape
         # each distinct word once: a batch of sentences repeats its words ("the", ",", padding) many times
         words, where = _unique_rows(chars.reshape(b * t, c))  # (U, C), (BT,)
+        return self.words(words)[where].view(b, t, -1)  # (B, T, F)
+
+    def words(self, words: torch.Tensor) -> torch.Tensor:
+        """The features (U, F) of words given as character ids (U, C), 0-padded; 0 for an all-padding row."""
+        if not torch.is_grad_enabled():
+            return self._words_by_length(words)
         x = self.embed(words).transpose(1, 2)  # (U, D, C)
         h = self.conv(x)  # (U, F, C)
         h = h.masked_fill((words[:, None, :] == 0), float("-inf")).amax(dim=2)
-        h = torch.nan_to_num(h, neginf=0.0)  # padding words: all -inf -> 0
-        return h[where].view(b, t, -1)  # (B, T, F)
+        return torch.nan_to_num(h, neginf=0.0)  # padding words: all -inf -> 0
+
+    def _words_by_length(self, words: torch.Tensor) -> torch.Tensor:
+        """:meth:`words` with the words grouped by length: no padding characters to convolve and mask
+        (a word's characters never hold the padding id 0, so its length is its count of non-zero ids)."""
+        lengths = (words != 0).sum(dim=1)
+        parts = []
+        for n in torch.unique(lengths).tolist():
+            if n:
+                rows = (lengths == n).nonzero().squeeze(1)
+                parts.append((rows, self.conv(self.embed(words[rows, :n]).transpose(1, 2)).amax(dim=2)))
+        if not parts:
+            return words.new_zeros(len(words), self.output_dim, dtype=self.conv.weight.dtype)
+        out = parts[0][1].new_zeros(len(words), self.output_dim)  # all-padding rows: 0
+        for rows, h in parts:
+            out[rows] = h
+        return out
+
+
+def _relu_zero_padding(y: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """relu(y) times ``keep`` (1 at words, 0 at padding), in place when no gradient is recorded."""
+    if torch.is_grad_enabled() and y.requires_grad:
+        return torch.relu(y) * keep
+    return y.relu_().mul_(keep)
 
 
 class ConvTagger(Encoder):
@@ -167,7 +195,9 @@ class ConvTagger(Encoder):
         self.pad_id = pad_id
 
     def forward(self, ids: torch.Tensor, chars: torch.Tensor | None = None, case: torch.Tensor | None = None,
-                **_) -> EncoderOutput:
+                char_states: torch.Tensor | None = None, **_) -> EncoderOutput:
+        """``chars`` (B, T, C) character ids, or ``char_states`` (B, T, Fc): the character CNN's features
+        of each word, computed beforehand (:meth:`CharCNN.words` over the distinct words of a corpus)."""
         mask = ids != self.pad_id  # (B, T)
         words = ids
         if self.training and self.params.word_dropout > 0:
@@ -175,19 +205,23 @@ class ConvTagger(Encoder):
             words = ids.masked_fill(drop, Vocab.unk_id)
         feats = [self.embedding(words)]
         if self.chars is not None:
-            if chars is None:
+            if char_states is not None:
+                feats.append(char_states)
+            elif chars is None:
                 raise ValueError("the tagger reads characters: pass chars (B, T, C)")
-            feats.append(self.chars(chars))
+            else:
+                feats.append(self.chars(chars))
         if self.case is not None:
             if case is None:
                 raise ValueError("the tagger reads casing classes: pass case (B, T)")
             feats.append(self.case(case))
         x = self.input_dropout(torch.cat(feats, dim=-1)).transpose(1, 2)  # (B, W, T)
-        keep = mask[:, None, :].to(x.dtype)
-        h = torch.relu(self.project(x)) * keep
+        h = self.project(x)
+        keep = mask[:, None, :].to(h.dtype)  # the convolutions' dtype (bf16 under autocast): no upcast
+        h = _relu_zero_padding(h, keep)
         for _ in range(self.params.iterations):
             for conv in self.block:
-                h = h + self.conv_dropout(torch.relu(conv(h))) * keep
+                h = h + self.conv_dropout(_relu_zero_padding(conv(h), keep))
         return EncoderOutput(states=h.transpose(1, 2), mask=mask, pooled=None)
 
 
