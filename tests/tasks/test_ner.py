@@ -256,3 +256,12 @@ def test_tagging_pauses_the_garbage_collector_and_restores_it():
         assert not gc.isenabled()  # a caller's disabled collector stays disabled
     finally:
         gc.enable()
+
+
+def test_tagger_brings_its_training_defaults_unless_set():
+    from wordconv.pipeline import resolve_config
+
+    cfg = resolve_config(None, ["task=ner", "model.type=tagger"])
+    assert (cfg.training.epochs, cfg.training.patience) == (50, 8)
+    cfg = resolve_config(None, ["task=ner", "model.type=tagger", "training.patience=3"], epochs=4)
+    assert (cfg.training.epochs, cfg.training.patience) == (4, 3)
