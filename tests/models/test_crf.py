@@ -374,3 +374,26 @@ def test_decode_needs_a_left_aligned_mask():
         crf.decode(em, holes)
     with pytest.raises(ValueError, match="left-aligned"):
         crf.marginals(em, holes)
+
+
+def _marginals_float64(crf: CRF, em: torch.Tensor) -> torch.Tensor:
+    """Forward-backward in float64 for one sentence em (L, C), no constraints: the reference."""
+    tr, st, en, em = (x.detach().double() for x in (crf.transitions, crf.start, crf.end, em))
+    alphas, betas = [st + em[0]], [en]
+    for t in range(1, len(em)):
+        alphas.append(torch.logsumexp(alphas[-1][:, None] + tr, dim=0) + em[t])
+    for t in range(len(em) - 2, -1, -1):
+        betas.insert(0, torch.logsumexp(tr + (em[t + 1] + betas[0])[None, :], dim=1))
+    a, b = torch.stack(alphas), torch.stack(betas)
+    return torch.exp(a + b - torch.logsumexp(a[-1] + en, dim=0))
+
+
+def test_marginals_stay_exact_on_long_confident_sentences():
+    """Log-scores reach the thousands on a long sentence with large emissions; marginals are still
+    exact to float32 precision (the forward-backward is rescaled at every step)."""
+    crf = random_crf(5)
+    gen = torch.Generator().manual_seed(6)
+    em = torch.randn(1, 400, C, generator=gen) * 8 + 10  # log Z ~ 4,000 and beyond
+    mask = torch.ones(1, 400, dtype=torch.bool)
+    got = crf.marginals(em, mask)[0].double()
+    torch.testing.assert_close(got, _marginals_float64(crf, em[0]), atol=2e-6, rtol=0)

@@ -239,29 +239,33 @@ class CRF(nn.Module):
         return path, best_score
 
     def _forward_backward(self, em: Tensor, mask: Tensor, first: list[int]) -> Tensor:
-        """Posterior marginals over emissions sorted shortest first (as :meth:`_viterbi`)."""
+        """Posterior marginals over emissions sorted shortest first (as :meth:`_viterbi`).
+
+        Scaled forward-backward: each step's alphas and betas are kept relative to their row's largest
+        (the log-scores themselves grow by the emissions at every word and reach the thousands, where a
+        float32 step is ~1e-4), and each position's marginals are the softmax of alpha + beta over its
+        tags: the same as exp(alpha + beta - log Z), since sum_c exp(alpha_t + beta_t) = Z at every t."""
         trans, start, end = self._potentials()
-        shift, exp_trans = _exp_potentials(trans)
+        _, exp_trans = _exp_potentials(trans)
+        _, exp_trans_t = _exp_potentials(trans.t())
         alpha = start + em[:, 0]
-        alphas = torch.empty_like(em)
+        alpha = alpha - alpha.max(dim=1, keepdim=True).values
+        alphas = torch.zeros_like(em)
         alphas[:, 0] = alpha
         for t in range(1, em.shape[1]):
             f = first[t]
-            alpha[f:] = _logmatexp(alpha[f:], exp_trans, shift) + em[f:, t]
+            alpha[f:] = _log_scaled_matexp(alpha[f:], exp_trans) + em[f:, t]
             alphas[f:, t] = alpha[f:]
-        log_z = torch.logsumexp(alpha + end, dim=1)
-        # beta_t[i] = log of the summed scores of all suffixes after t given y_t = i (excl. E[t, i]);
-        # at each row's last word it is ``end``
-        shift_t, exp_trans_t = _exp_potentials(trans.t())
+        # beta_t[i]: the summed scores of all suffixes after t given y_t = i (excl. E[t, i]), up to a
+        # factor per row and step; at each row's last word it is ``end``
         beta = end.expand_as(alpha).clone()
         betas = end.expand_as(em).clone()
         for t in range(em.shape[1] - 2, -1, -1):
             f = first[t + 1]
             # (from, to) + (B - f, 1, to) -> logsumexp over to -> (B - f, from)
-            beta[f:] = _logmatexp(em[f:, t + 1] + beta[f:], exp_trans_t, shift_t)
+            beta[f:] = _log_scaled_matexp(em[f:, t + 1] + beta[f:], exp_trans_t)
             betas[f:, t] = beta[f:]
-        # alphas at padding are never written: masked
-        probs = torch.exp(alphas + betas - log_z[:, None, None])
+        probs = torch.softmax(alphas + betas, dim=2)
         return probs.masked_fill_(~mask.unsqueeze(2), 0.0)
 
     @_float32
@@ -308,6 +312,13 @@ def _logmatexp(x: Tensor, exp_trans: Tensor, shift: Tensor) -> Tensor:
     (about -69, a finite stand-in for the -1e4 of a disallowed move) so no gradient is NaN."""
     m = x.max(dim=1, keepdim=True).values
     return torch.log((torch.exp(x - m) @ exp_trans).clamp_min(1e-30)) + m + shift
+
+
+def _log_scaled_matexp(x: Tensor, exp_trans: Tensor) -> Tensor:
+    """:func:`_logmatexp` up to a constant per row (its max, and the transitions' shift, left out): for
+    recursions renormalised at every step, whose values then stay near 0."""
+    m = x.max(dim=1, keepdim=True).values
+    return torch.log((torch.exp(x - m) @ exp_trans).clamp_min(1e-30))
 
 
 def _parse(label: str) -> tuple[str, str | None]:
