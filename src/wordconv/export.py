@@ -77,6 +77,7 @@ from wordconv.inference import Prediction, Predictor
 from wordconv.data.download import sha256_file
 from wordconv.modeldir import REQUIRED_FILES, atomic_path, read_json, write_json
 from wordconv.models.base import EncoderOutput
+from wordconv.models.ops import FOLD_LIMIT_BYTES  # fold Embedding -> MatMul while the table is this small
 from wordconv.userio import user_errors
 
 if TYPE_CHECKING:
@@ -97,8 +98,6 @@ WORD_MODELS = ("textcnn", "stacked", "dpcnn", "cnn-attention", "fasttext")
 MODELS = (*WORD_MODELS, "pretrained")
 # fp32 logits of the same batch from PyTorch and ONNX Runtime differ by float rounding only (~1e-6)
 PARITY_TOLERANCE = 1e-4
-# fold Embedding -> MatMul into one table only while the table stays this small (MR TextCNN: 86 MB)
-FOLD_LIMIT_BYTES = 512 * 2**20
 INSTALL_HINT = "pip install 'wordconv[export]' (onnx, onnxscript and onnxruntime)"
 
 # sentences of movie-review length and shape, for the parity check after every export

@@ -89,6 +89,9 @@ class Predictor:
         self._task = make_task(artifact.config, self.labels)
         self._to_ids = text_ids(self.model.encoder, self._pre, artifact.vocab)
         self._device, self._bf16 = model_device(artifact)
+        fold = getattr(self.model.encoder, "fold_first_layer", None)
+        if fold is not None:  # a TextCNN: its first layer as one lookup table (built on first use)
+            fold()
 
     @classmethod
     def load(cls, path: str | Path) -> "Predictor":

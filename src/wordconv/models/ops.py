@@ -57,6 +57,26 @@ class _ShiftSum(torch.autograd.Function):
         return gy, None, None, None
 
 
+# the first layer folded into one table E @ W (vocabulary x filter taps; ONNX export and TextCNN inference)
+# only while the table stays this small (MR TextCNN: 86 MB)
+FOLD_LIMIT_BYTES = 512 * 2**20
+
+
+def shift_sum(y: torch.Tensor, widths: Sequence[int], filters: int, pad: int = 0) -> list[torch.Tensor]:
+    """The conv outputs of :func:`multi_width_conv` from its tap products ``y`` (B, T, F * sum(widths)),
+    e.g. looked up in a folded table ``E @ stacked`` (``TextCNN.fold_first_layer``)."""
+    if y.shape[1] + 2 * pad < max(widths):
+        raise ValueError(f"input has {y.shape[1]} steps (+{pad} padding at each end), fewer than the widest "
+                         f"filter ({max(widths)}): pad batches to the encoder's min_length")
+    return list(_ShiftSum.apply(y, tuple(widths), filters, pad))
+
+
+def stack_taps(weights: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(E, F * sum(w)), tap-major per width: tap j of width w is the column block W[:, :, j].T."""
+    dim = weights[0].shape[1]
+    return torch.cat([w.permute(1, 2, 0).reshape(dim, -1) for w in weights], dim=1)
+
+
 def multi_width_conv(x: torch.Tensor, weights: Sequence[torch.Tensor], pad: int = 0) -> list[torch.Tensor]:
     """Conv1d of ``x`` (B, T, E) with each weight (F, E, w); no bias, ``pad`` zeros at both ends.
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from wordconv.config import EmbeddingConfig, ModelParams
 from wordconv.models.base import Encoder, EncoderOutput, WordEmbedding, window_mask
-from wordconv.models.ops import multi_width_conv
+from wordconv.models.ops import FOLD_LIMIT_BYTES, multi_width_conv, shift_sum, stack_taps
 from wordconv.models.registry import register_model
 
 # every one is monotonic non-decreasing, so act(max(c) + b) == max(act(c + b)) and k-max can pick
@@ -93,12 +93,43 @@ class TextCNN(Encoder):
         self.pad = max(params.filter_widths) - 1 if params.padding == "wide" else 0
         self.min_length = 1 if self.pad else max(params.filter_widths)
 
+    def fold_first_layer(self, enabled: bool = True) -> None:
+        """Inference: look the first layer's tap products up in the table E @ W (vocabulary x filter taps),
+        computed once, instead of a GEMM per batch (what the ONNX export's graph rewrite does).  Used only
+        in eval mode without gradients; rebuilt when the weights change; skipped above FOLD_LIMIT_BYTES."""
+        self._fold_enabled, self._fold, self._fold_key = enabled, None, None
+
+    def _folded_table(self) -> torch.Tensor | None:
+        emb, weights = self.embedding, [conv.weight for conv in self.convs]
+        if not isinstance(emb, WordEmbedding):  # swapped out (the ONNX export's one-table stand-in)
+            return None
+        rows = emb.n_train + emb.n_extra
+        if rows * sum(w.shape[0] * w.shape[2] for w in weights) * 4 > FOLD_LIMIT_BYTES:
+            return None
+        key = tuple((p.data_ptr(), p._version) for p in (*emb.parameters(), *weights))
+        if self._fold_key != key:
+            device = weights[0].device
+            with torch.no_grad(), torch.autocast(device.type, enabled=False):
+                table = emb(torch.arange(rows, device=device)[None])[0].float()  # (V, E): row i = id i's input
+                self._fold = table @ stack_taps(weights).float()  # (V, F * sum(widths))
+            self._fold_key = key
+        return self._fold
+
     def forward(self, ids: torch.Tensor) -> EncoderOutput:
         lengths = (ids != self.pad_id).sum(dim=1)  # (B,) texts are padded at the end
-        x = self.embedding(ids)  # (B, T, E)
-        # all widths in one GEMM, with `pad` zero vectors at both ends when wide; equal to
-        # nn.Conv1d(padding=pad) per width (models/ops.py)
-        maps = multi_width_conv(x, [conv.weight for conv in self.convs], self.pad)  # each (B, L, F), L = T+2pad-w+1
+        weights = [conv.weight for conv in self.convs]
+        table = None
+        if (getattr(self, "_fold_enabled", False) and not self.training and not torch.is_grad_enabled()
+                and not torch.compiler.is_exporting() and not torch.jit.is_tracing()):
+            table = self._folded_table()
+        if table is not None:  # each token's tap products looked up, then the same shift-and-add
+            widths = [w.shape[2] for w in weights]
+            maps = shift_sum(nn.functional.embedding(ids, table), widths, weights[0].shape[0], self.pad)
+        else:
+            x = self.embedding(ids)  # (B, T, E)
+            # all widths in one GEMM, with `pad` zero vectors at both ends when wide; equal to
+            # nn.Conv1d(padding=pad) per width (models/ops.py)
+            maps = multi_width_conv(x, weights, self.pad)  # each (B, L, F), L = T+2pad-w+1
         pooled = []
         for conv, c in zip(self.convs, maps):
             keep = window_mask(lengths, c.shape[1], conv.kernel_size[0], self.pad)  # (B, L) windows over words
