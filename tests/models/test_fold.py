@@ -69,3 +69,14 @@ def test_a_loaded_textcnn_predicts_through_the_table(tiny_data, tmp_path):
     assert pred.model.encoder._fold is not None
     pred.model.encoder.fold_first_layer(False)
     torch.testing.assert_close(torch.as_tensor(folded), torch.as_tensor(pred.predict_proba(texts)), rtol=0, atol=1e-6)
+
+
+def test_a_large_batch_is_folded_in_chunks_with_the_same_result(monkeypatch):
+    model = _model("multichannel")
+    ids = torch.randint(1, 20, (7, 6))
+    with torch.no_grad():
+        want = model(ids).pooled
+        model.fold_first_layer()
+        monkeypatch.setattr(textcnn_module, "FOLD_CHUNK_FLOATS", 2 * 6 * 20)  # two rows per chunk
+        got = model(ids).pooled
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
