@@ -147,22 +147,20 @@ class CRF(nn.Module):
             raise ValueError(f"tags must be (B, T) = {tuple(mask.shape)}, got {tuple(tags.shape)}")
         return tags.to(device=mask.device, dtype=torch.long).masked_fill(~mask, 0)
 
-    def _alphas(self, em: Tensor, mask: Tensor, trans: Tensor, start: Tensor, keep: bool) -> tuple[Tensor, Tensor]:
-        """Forward algorithm: the last real step's alpha (B, C) and, if ``keep``, all of them (B, T, C).
+    def _alphas(self, em: Tensor, mask: Tensor, trans: Tensor, start: Tensor) -> Tensor:
+        """Forward algorithm (padded, differentiable: :meth:`log_partition` in training): the last real
+        step's alpha (B, C).
 
         ``alpha_t[j]`` = log of the summed scores of all prefixes up to t ending in tag j (incl. E[t, j]);
         at padding the last real alpha is carried along unchanged.
         """
         alpha = start + em[:, 0]
-        kept = [alpha]
         shift, exp_trans = _exp_potentials(trans)
         for t in range(1, em.shape[1]):
             # logsumexp over "from" of (B, from, 1) + (from, to), as a matmul in shifted exp space
             nxt = _logmatexp(alpha, exp_trans, shift) + em[:, t]
             alpha = torch.where(mask[:, t, None], nxt, alpha)
-            if keep:
-                kept.append(alpha)
-        return alpha, (torch.stack(kept, dim=1) if keep else alpha)
+        return alpha
 
     # ------------------------------------------------------------------ API
 
@@ -171,7 +169,7 @@ class CRF(nn.Module):
         """log Z per sentence, (B,) float32."""
         em, mask = self._prepare(emissions, mask)
         trans, start, end = self._potentials()
-        alpha, _ = self._alphas(em, mask, trans, start, keep=False)
+        alpha = self._alphas(em, mask, trans, start)
         return torch.logsumexp(alpha + end, dim=1)
 
     @_float32

@@ -62,12 +62,16 @@ class _ShiftSum(torch.autograd.Function):
 FOLD_LIMIT_BYTES = 512 * 2**20
 
 
+def _check_steps(steps: int, widths: Sequence[int], pad: int) -> None:
+    if steps + 2 * pad < max(widths):
+        raise ValueError(f"input has {steps} steps (+{pad} padding at each end), fewer than the widest "
+                         f"filter ({max(widths)}): pad batches to the encoder's min_length")
+
+
 def shift_sum(y: torch.Tensor, widths: Sequence[int], filters: int, pad: int = 0) -> list[torch.Tensor]:
     """The conv outputs of :func:`multi_width_conv` from its tap products ``y`` (B, T, F * sum(widths)),
     e.g. looked up in a folded table ``E @ stacked`` (``TextCNN.fold_first_layer``)."""
-    if y.shape[1] + 2 * pad < max(widths):
-        raise ValueError(f"input has {y.shape[1]} steps (+{pad} padding at each end), fewer than the widest "
-                         f"filter ({max(widths)}): pad batches to the encoder's min_length")
+    _check_steps(y.shape[1], widths, pad)
     return list(_ShiftSum.apply(y, tuple(widths), filters, pad))
 
 
@@ -85,17 +89,13 @@ def multi_width_conv(x: torch.Tensor, weights: Sequence[torch.Tensor], pad: int 
     shift-and-add, not to the input: the GEMMs (forward and backward) only ever touch real positions.
     Every weight must have the same F.
     """
-    filters, dim = weights[0].shape[0], weights[0].shape[1]
+    filters = weights[0].shape[0]
     widths = tuple(int(w.shape[2]) for w in weights)
-    if x.shape[1] + 2 * pad < max(widths):
-        raise ValueError(f"input has {x.shape[1]} steps (+{pad} padding at each end), fewer than the widest "
-                         f"filter ({max(widths)}): pad batches to the encoder's min_length")
-    # (E, F * sum(w)), tap-major per width: tap j of width w is the column block W[:, :, j].T
-    stacked = torch.cat([w.permute(1, 2, 0).reshape(dim, -1) for w in weights], dim=1)
-    y = x @ stacked  # (B, T, F * sum(w)): the one big GEMM
+    _check_steps(x.shape[1], widths, pad)
+    y = x @ stack_taps(weights)  # (B, T, F * sum(w)): the one big GEMM
     if torch.compiler.is_exporting():  # the form ONNX export's graph rewrites match (wordconv.export)
         return _shift_sum_padded(y, widths, filters, pad)
-    return list(_ShiftSum.apply(y, widths, filters, pad))
+    return shift_sum(y, widths, filters, pad)
 
 
 def _shift_sum_padded(y: torch.Tensor, widths: tuple[int, ...], filters: int, pad: int) -> list[torch.Tensor]:

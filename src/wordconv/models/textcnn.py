@@ -95,6 +95,7 @@ class TextCNN(Encoder):
         self.output_dim = params.num_filters * per_filter * len(params.filter_widths)
         self.pad = max(params.filter_widths) - 1 if params.padding == "wide" else 0
         self.min_length = 1 if self.pad else max(params.filter_widths)
+        self.fold_first_layer(False)
 
     def fold_first_layer(self, enabled: bool = True) -> None:
         """Inference: look the first layer's tap products up in the table E @ W (vocabulary x filter taps),
@@ -122,7 +123,7 @@ class TextCNN(Encoder):
         lengths = (ids != self.pad_id).sum(dim=1)  # (B,) texts are padded at the end
         weights = [conv.weight for conv in self.convs]
         table = None
-        if (getattr(self, "_fold_enabled", False) and not self.training and not torch.is_grad_enabled()
+        if (self._fold_enabled and not self.training and not torch.is_grad_enabled()
                 and not torch.compiler.is_exporting() and not torch.jit.is_tracing()):
             table = self._folded_table()
         if table is not None:  # each token's tap products looked up, then the same shift-and-add

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wordconv.data.batching import bucket_batches
-from wordconv.data.conll import _end_of_chunk, _start_of_chunk, convert_tags
+from wordconv.data.conll import _end_of_chunk, _start_of_chunk, convert_tags, spans_to_tags
 from wordconv.data.readers import Example
 from wordconv.errors import ConfigError, DataError
 from wordconv.evaluation.entity import entity_metrics
@@ -281,9 +281,9 @@ class NamedEntityRecognition(Task):
     def char_features(model: TokenTagger, data: TaggedSentences, chunk: int = 16384) -> torch.Tensor | None:
         """The convolutional tagger's character features of every distinct word of ``data`` (U + 1, Fc),
         row 0 the padding word's; None for other encoders."""
-        chars = getattr(model.encoder, "chars", None)
-        if not isinstance(model.encoder, ConvTagger) or chars is None or data.type_chars is None:
+        if not isinstance(model.encoder, ConvTagger) or model.encoder.chars is None or data.type_chars is None:
             return None
+        chars = model.encoder.chars
         device = next(model.parameters()).device
         table = torch.from_numpy(data.type_chars)
         return torch.cat([chars.words(table[i:i + chunk].to(device)) for i in range(0, len(table), chunk)])
@@ -346,7 +346,7 @@ class NamedEntityRecognition(Task):
 
     def evaluate(self, model: TokenTagger, data: TaggedSentences, batch_size: int) -> tuple[dict, list]:
         spans, _, loss = self.decode_all(model, data, batch_size, scores=False)
-        pred = [iob2_tags(sp, k) for sp, k in zip(spans, data.n_words)]
+        pred = [spans_to_tags(sp, k, "iob2") for sp, k in zip(spans, data.n_words)]
         gold = [[self.tags[j] for j in row] for row in data.tags]
         if self.scheme != "iob2":
             gold = [convert_tags(row, self.scheme, "iob2") for row in gold]
@@ -369,7 +369,7 @@ class NamedEntityRecognition(Task):
                     a, b = offs[s][0], offs[e - 1][1]
                     score = round(sum(ps[s:e]) / (e - s), 6)
                     ents.append(Entity(typ, text[a:b], a, b, score, (s, e)))
-            out.append(NERPrediction(ents, ws, iob2_tags(spans[i], len(ws)), offs))
+            out.append(NERPrediction(ents, ws, spans_to_tags(spans[i], len(ws), "iob2"), offs))
         return out
 
     def example(self, text: str, gold: Any, source: str) -> Example:
@@ -407,16 +407,6 @@ def tag_id_spans(ids: np.ndarray, prefixes: Sequence[str], types: Sequence[str])
     if prev_prefix != "O":
         spans.append((prev_type, start, last + 1))
     return spans
-
-
-def iob2_tags(spans: Sequence[tuple[str, int, int]], n: int) -> list[str]:
-    """The ``n`` IOB2 tags of non-overlapping ``spans`` (type, start, end exclusive)."""
-    tags = ["O"] * n
-    for type_, s, e in spans:
-        tags[s] = "B-" + type_
-        if e - s > 1:
-            tags[s + 1:e] = ["I-" + type_] * (e - s - 1)
-    return tags
 
 
 def subword_ids(encoder, words: list[list[str]]) -> tuple[list[list[int]], list[list[int]]]:
