@@ -41,10 +41,26 @@ from wordconv.data.registry import load_data
 
 ROWS = ["teacher", "plain", "distill-train", "distill-aug", "distill-aug-unl", "plain-w2v", "distill-aug-unl-w2v",
         "distill-aug-unl60k-w2v"]
+ROW_PATTERN = re.compile(r"(teacher|plain|distill-train|distill-aug|distill-aug-unl(\d+k)?)(-w2v)?")
 DATASETS = ["sst2", "mr"]
 GOAL = {"sst2": 87.5, "mr": 81.5}
 TEACHER_SETS = {"sst2": ["model.strategy=full", "training.lr=1e-4"], "mr": ["model.strategy=full"]}
 IMDB_UNSUP = ("imdb/aclImdb_v1_unsup.tar.gz", "aclImdb/train/unsup")
+
+
+def row_kind(text: str) -> str:
+    """argparse type for --rows: a row of ROWS, or any ``distill-aug-unl<N>k[-w2v]``."""
+    if not ROW_PATTERN.fullmatch(text) or text == "teacher-w2v":
+        raise argparse.ArgumentTypeError(f"unknown row {text!r}: one of {', '.join(ROWS)} or "
+                                         "distill-aug-unl<N>k[-w2v] (N thousand unlabelled sentences)")
+    return text
+
+
+def row_order(rows) -> list[str]:
+    """ROWS first, in their order, then any other rows (more unlabelled sentences last)."""
+    extra = sorted(set(rows) - set(ROWS), key=lambda r: (int(re.search(r"(\d+)k", r).group(1))
+                                                          if re.search(r"(\d+)k", r) else 0, r))
+    return [r for r in ROWS if r in set(rows)] + extra
 
 
 def model_size(path: Path) -> dict:
@@ -112,15 +128,21 @@ def speed(runs: list[dict], data: str, data_dir: str | None, repeats: int, onnx:
     """Sentences/s of every model of ``data`` on its test set, measured back to back in this process."""
     splits = load_data(data, data_dir=data_dir, fold=0 if data == "mr" else None)
     texts = [ex.text for ex in splits.test]
-    out = {r["row"]: rate(wordconv.load(r["dir"]), texts, repeats) for r in runs if r["data"] == data}
-    distilled = [r for r in runs if r["data"] == data and r["row"].startswith("distill")]
+    mine = [r for r in runs if r["data"] == data]
+    gone = [r for r in mine if not (Path(r["dir"]) / "model.safetensors").is_file()]
+    if gone:  # e.g. a results file from another machine: those rows keep their accuracy, lose their speed
+        print(f"{data}: no model directory for {', '.join(r['row'] for r in gone)}; their speed is not measured",
+              file=sys.stderr)
+    mine = [r for r in mine if r not in gone]
+    out = {r["row"]: rate(wordconv.load(r["dir"]), texts, repeats) for r in mine}
+    distilled = [r for r in mine if r["row"].startswith("distill")]
     if onnx and distilled:  # the best student as it would be shipped: exported to ONNX (wordconv export)
         from wordconv.export import OnnxPredictor, export_onnx
 
         best_run = max(distilled, key=lambda r: r["accuracy"])
         export_onnx(best_run["dir"])
         out[f"{best_run['row']} (ONNX)"] = rate(OnnxPredictor.load(best_run["dir"]), texts, repeats)
-        teacher = next((r for r in runs if r["data"] == data and r["row"] == "teacher"), None)
+        teacher = next((r for r in mine if r["row"] == "teacher"), None)
         if teacher is not None:  # the teacher exported the same way, for a like-for-like ratio
             where = Path(best_run["dir"]).parent / f"{data}-teacher-onnx"
             if not (where / "model.onnx").is_file():
@@ -130,17 +152,15 @@ def speed(runs: list[dict], data: str, data_dir: str | None, repeats: int, onnx:
 
 
 def markdown(runs: list[dict], speeds: dict, meta: dict) -> str:
-    lines = ["| data | model | test acc | student train s | teacher labelling s | transfer texts (labelled + aug + unl) "
+    lines = ["| data | model | test acc | train s | teacher labelling s | transfer texts (labelled + aug + unl) "
              "| inference sent/s | vs teacher | parameters | size MB |", "|" + " --- |" * 10]
     for data in DATASETS:
         rs = {r["row"]: r for r in runs if r["data"] == data}
         if not rs:
             continue
         sp = speeds.get(data, {})
-        for row in ROWS:
-            r = rs.get(row)
-            if r is None:
-                continue
+        for row in row_order(rs):
+            r = rs[row]
             t = r.get("transfer") or {}
             to = r.get("teacher_outputs") or {}
             transfer = (f"{sum(t.values()):,} ({t['labelled']:,} + {t['augmented']:,} + {t['unlabeled']:,})"
@@ -148,7 +168,7 @@ def markdown(runs: list[dict], speeds: dict, meta: dict) -> str:
             label_s = (f"{to['teacher_seconds']:.0f}" if to.get("computed") else "cached") if to else "–"
             s = sp.get(row)
             ratio = f"{s / sp['teacher']:.0f}x" if s and sp.get("teacher") and row != "teacher" else "–"
-            train_s = "–" if row == "teacher" else f"{r['train_seconds']:.0f}"
+            train_s = f"{r['train_seconds']:.0f}"  # the teacher's: its fine-tuning
             lines.append(f"| {data} | {row} | {r['accuracy']:.2f} | {train_s} | {label_s} | {transfer} | "
                          f"{f'{s:,.0f}' if s else '–'} | {ratio} | {r['size']['parameters']:,} | "
                          f"{r['size']['bytes'] / 1e6:.1f} |")
@@ -187,7 +207,7 @@ def markdown(runs: list[dict], speeds: dict, meta: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", choices=DATASETS, default=DATASETS)
-    ap.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS)
+    ap.add_argument("--rows", nargs="+", type=row_kind, default=ROWS)
     ap.add_argument("--teacher", action="append", default=[], help="DATA=MODEL_DIR of a fine-tuned teacher")
     ap.add_argument("--student", default="textcnn")
     ap.add_argument("--augment", type=int, default=4)
@@ -202,6 +222,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="bench/results/distill.json")
     ap.add_argument("--redo", nargs="*", default=[], help="ROW:DATA pairs to run again")
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    ap.add_argument("--no-speed", action="store_true",
+                    help="train only; measure speed later, with every row done, on an idle machine")
     ap.add_argument("--table-only", action="store_true", help="rewrite the table from --out, run nothing")
     args = ap.parse_args(argv)
     if args.table_only:
@@ -237,7 +259,7 @@ def main(argv=None) -> int:
                 console.print(f"{row:16} {data:5} seed={seed}: acc {r['accuracy']:.2f}  train {r['train_seconds']:.0f}s"
                               f"  wall {r['wall_seconds']:.0f}s  transfer {r['transfer']}  teacher {r['teacher_outputs']}")
     speeds = dict(state.get("speeds", {}))
-    for data in args.datasets:
+    for data in [] if args.no_speed else args.datasets:
         speeds[data] = speed(runs, data, args.data_dir, args.repeats)
         console.print(f"{data} inference sentences/s: " + ", ".join(f"{k} {v:,.0f}" for k, v in speeds[data].items()))
     meta = {"command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
