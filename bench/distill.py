@@ -58,9 +58,12 @@ def row_kind(text: str) -> str:
 
 def row_order(rows) -> list[str]:
     """ROWS first, in their order, then any other rows (more unlabelled sentences last)."""
-    extra = sorted(set(rows) - set(ROWS), key=lambda r: (int(re.search(r"(\d+)k", r).group(1))
-                                                          if re.search(r"(\d+)k", r) else 0, r))
-    return [r for r in ROWS if r in set(rows)] + extra
+    def thousands(row: str) -> int:
+        m = re.search(r"(\d+)k", row)
+        return int(m.group(1)) if m else 0
+
+    rows = set(rows)
+    return [r for r in ROWS if r in rows] + sorted(rows - set(ROWS), key=lambda r: (thousands(r), r))
 
 
 def model_size(path: Path) -> dict:
