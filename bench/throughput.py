@@ -53,13 +53,15 @@ plain loop (``--step-repeats`` rounds, best round each) so that a busy machine s
 the plain loop's counted FLOPs over the variant's time, and as a speed ratio to the plain loop:
     sparse embedding + SparseAdam        sparse embedding gradient, lazy Adam on the table (changes the
                                          optimizer's math: rows not in a batch do not move)
+    training.sparse_embeddings (LazyAdam) the same lazy Adam as wordconv's option (one optimizer, resumable)
     Adam foreach (not fused)             the multi-tensor Adam (the pre-fused default)
     pad T to a multiple of 8             GEMM row counts aligned (more padding)
     nn.Conv1d per width                  the stock oneDNN convolution instead of models/ops.py's GEMM
     bf16 autocast                        only on CPUs with native bf16 (AVX-512 BF16 / AMX)
 plus the share of counted FLOPs on real tokens with wordconv's bucketing (chunks of 50 batches) and with a
-whole-epoch sort.  ``--accuracy``: MR test accuracy of dense fused Adam vs the sparse variant, trained
-through ``fit`` (10 epochs, patience 2).
+whole-epoch sort.  ``--accuracy``: MR test accuracy of dense fused Adam vs the two sparse variants,
+trained through ``fit`` (10 epochs, patience 2).  ``--set training.sparse_embeddings=true`` runs the whole
+bench (end to end and step only) with wordconv's lazy Adam.
 
 Results go to ``--results`` (bench/results/throughput.json; a dict of the last run incl. the ``metrics`` that
 bench/compare.py checks) and a table between ``<!-- throughput:begin -->`` / ``<!-- throughput:end -->`` in
@@ -89,6 +91,7 @@ from benchlib import machine, write_between  # bench/ is on sys.path
 
 from wordconv.pipeline import fit, load_splits, resolve_config
 from wordconv.tasks.base import EncodedTexts
+from wordconv.training.lazy_adam import sparse_tables
 from wordconv.training.trainer import build_optimizer, lr_factor
 
 BEGIN, END, HEADING = "<!-- throughput:begin -->", "<!-- throughput:end -->", "## Training throughput (TextCNN)"
@@ -218,6 +221,9 @@ def prepare_steps(args, cfg, train: EncodedTexts, vocab_size: int, labels: list[
     gen = torch.Generator().manual_seed(cfg.training.seed + 1)
     batches = list(train.batches(cfg.training.batch_size, shuffle=True, generator=gen))
     model = fresh_model(args, cfg, vocab_size, labels)
+    if cfg.training.sparse_embeddings:  # as Trainer.fit does
+        for table in sparse_tables(model):
+            table.sparse = True
     make_opt = lambda m: build_optimizer(m, cfg.training)  # noqa: E731
     if variant is not None:
         model, batches, make_opt = variant(model, batches, make_opt, cfg)
@@ -259,6 +265,14 @@ def sparse_pair(model, lr: float) -> "_Pair":
 def v_sparse_embedding(model, batches, make_opt, cfg):
     """Embedding gradient as a sparse tensor, SparseAdam on the table, fused Adam on the rest."""
     return model, batches, lambda m: sparse_pair(m, cfg.training.lr)
+
+
+def v_lazy_adam(model, batches, make_opt, cfg):
+    """What ``training.sparse_embeddings=true`` does: sparse table gradients, wordconv's LazyAdam on everything."""
+    for table in sparse_tables(model):
+        table.sparse = True
+    training = cfg.training.model_copy(update={"sparse_embeddings": True})
+    return model, batches, lambda m: build_optimizer(m, training)
 
 
 def v_foreach_adam(model, batches, make_opt, cfg):
@@ -315,6 +329,7 @@ def v_bf16(model, batches, make_opt, cfg):
 
 EXPERIMENTS = {
     "sparse embedding + SparseAdam": v_sparse_embedding,
+    "training.sparse_embeddings (LazyAdam)": v_lazy_adam,
     "Adam foreach (not fused)": v_foreach_adam,
     "pad T to a multiple of 8": v_pad8,
     "nn.Conv1d per width": v_conv1d,
@@ -331,11 +346,14 @@ def accuracy_check(args, cfg, splits, console) -> dict:
 
     out = {}
     orig_build = tr.build_optimizer
-    for name in ("dense fused Adam (default)", "sparse embedding + SparseAdam"):
+    for name in ("dense fused Adam (default)", "sparse embedding + SparseAdam", "training.sparse_embeddings (LazyAdam)"):
+        run_cfg = cfg
         if name.startswith("sparse"):
             tr.build_optimizer = lambda model, config: sparse_pair(model, config.lr)
+        elif name.startswith("training.sparse"):
+            run_cfg = resolve_config(cfg, ["training.sparse_embeddings=true"])
         try:
-            art, res = fit(cfg, splits, console)
+            art, res = fit(run_cfg, splits, console)
         finally:
             tr.build_optimizer = orig_build
         metrics, _ = evaluate_examples(art, splits.test)

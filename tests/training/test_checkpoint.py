@@ -28,7 +28,8 @@ def interrupt_after(epoch, monkeypatch):
     monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_die)
 
 
-@pytest.mark.parametrize("extra", [[], ["training.ema_decay=0.9"]], ids=["plain", "ema"])
+@pytest.mark.parametrize("extra", [[], ["training.ema_decay=0.9"], ["training.sparse_embeddings=true"]],
+                         ids=["plain", "ema", "sparse"])
 def test_resume_gives_identical_weights(tiny_data, tmp_path, monkeypatch, extra):
     full = run(tiny_data, tmp_path / "full", extra)
     assert not checkpoint_dir(tmp_path / "full").exists()  # removed once the model is saved

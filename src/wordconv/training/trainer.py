@@ -28,6 +28,7 @@ from wordconv.evaluation.metrics import headline, lower_is_better
 from wordconv.tasks.base import Task, TaskData
 from wordconv.training import distributed
 from wordconv.training.checkpoint import has_checkpoint, load_latest_checkpoint, save_checkpoint
+from wordconv.training.lazy_adam import LazyAdam, sparse_tables
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -44,6 +45,15 @@ def build_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.opt
     from wordconv.finetune import optimizer_groups
 
     groups = optimizer_groups(model, config.lr)
+    if config.sparse_embeddings:
+        if config.optimizer == "adadelta":
+            raise ConfigError("training.sparse_embeddings needs training.optimizer adam or adamw (a lazy Adam "
+                              "step), not adadelta: set one of them, or sparse_embeddings=false")
+        if config.grad_clip:
+            raise ConfigError("training.grad_clip measures a dense gradient norm; it cannot be combined with "
+                              "training.sparse_embeddings: unset one of them")
+        return LazyAdam(groups, lr=config.lr, weight_decay=config.weight_decay,
+                        decoupled=config.optimizer == "adamw")
     if config.optimizer == "adadelta":
         # Kim's code: Adadelta with rho 0.95, eps 1e-6
         return torch.optim.Adadelta(groups, lr=config.lr, rho=config.adadelta_rho, eps=1e-6,
@@ -168,6 +178,12 @@ class Trainer:
         for cb in self.callbacks:  # the state of epoch 1, so that the optimizer sees it
             if hasattr(cb, "on_epoch_start"):
                 cb.on_epoch_start(1)
+        tables = sparse_tables(model) if cfg.sparse_embeddings else []
+        if tables and world.distributed:
+            raise ConfigError("training.sparse_embeddings is single-process: DistributedDataParallel all-reduces "
+                              "dense gradients; set sparse_embeddings=false under torchrun")
+        for table in tables:  # sparse gradients from the lookups (restored when training ends)
+            table.sparse = True
         optimizer = build_optimizer(model, cfg)
         constrain = getattr(model, "apply_constraints", None)
         ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
@@ -313,6 +329,8 @@ class Trainer:
                 if stopped_early:
                     break
         seconds = time.perf_counter() - t_start
+        for table in tables:
+            table.sparse = False
         if best_state is not None:
             model.load_state_dict(best_state)
         model.eval()
