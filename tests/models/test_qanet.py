@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from wordconv.config import EmbeddingConfig, TrainingConfig
-from wordconv.models.qanet import MASKED, QANetParams, QANetReader, build_qanet
+from wordconv.models.qanet import MASKED, QANetParams, QANetReader, build_qanet, match_flags
 from wordconv.models.registry import get_model, model_names
 from wordconv.models.tagger import char_ids
 
@@ -132,8 +132,74 @@ def test_missing_question_or_characters_is_an_error():
         reader(batch["c_ids"], batch["c_chars"])
     with pytest.raises(ValueError, match="characters"):
         reader(batch["c_ids"], None, batch["q_ids"], None)
-    out = make_reader(char_dim=0)(batch["c_ids"], None, batch["q_ids"], None)  # no character CNN: none needed
+    with pytest.raises(ValueError, match="characters"):  # the match features read them too
+        make_reader(char_dim=0)(batch["c_ids"], None, batch["q_ids"], None)
+    # no character CNN and no match features: no characters needed
+    out = make_reader(char_dim=0, match_features=False)(batch["c_ids"], None, batch["q_ids"], None)
     assert out["start_logits"].shape == (1, 3)
+
+
+def test_match_flags_exact_ignoring_case_and_stem():
+    params = QANetParams(**TINY)
+    words = {w: i + 2 for i, w in enumerate("the Cat sat on mat cat THE dog Über über lives live Lives".split())}
+    c_ids, c_chars = encode([["the", "Cat", "sat", "on", "the", "mat", "lives"], ["dog", "Über"]], words, params)
+    q_ids, q_chars = encode([["THE", "cat", "sat", "live"], ["über"]], words, params)
+    c_flags = match_flags(c_chars, c_ids != 0, q_chars, q_ids != 0)
+    q_flags = match_flags(q_chars, q_ids != 0, c_chars, c_ids != 0)
+    # columns: as written, ignoring case, same stem (first 4 letters, ignoring case; a shorter word itself).
+    # "mat" and "on" match nothing, nor does padding
+    assert c_flags[0].tolist() == [[0, 1, 1], [0, 1, 1], [1, 1, 1], [0, 0, 0], [0, 1, 1], [0, 0, 0], [0, 0, 1]]
+    assert c_flags[1].tolist() == [[0, 0, 0], [0, 1, 1]] + [[0, 0, 0]] * 5
+    assert q_flags[0].tolist() == [[0, 1, 1], [0, 1, 1], [1, 1, 1], [0, 0, 1]]
+    assert q_flags[1].tolist() == [[0, 1, 1], [0, 0, 0], [0, 0, 0], [0, 0, 0]]
+    # a wider character axis on one side; a stem shared ignoring case
+    c_ids, c_chars = encode([["cat", "Lives"]], words, params)
+    q_ids, q_chars = encode([["Cat", "live"]], words, params)
+    q_chars = torch.cat([q_chars, torch.zeros(1, 2, 4, dtype=torch.long)], dim=2)
+    assert match_flags(c_chars, c_ids != 0, q_chars, q_ids != 0)[0].tolist() == [[0, 1, 1], [0, 0, 1]]
+    # a short word is not matched by a longer one that starts with it
+    longer = {"cats": 2, "cat": 3}
+    c_ids, c_chars = encode([["cats"]], longer, params)
+    q_ids, q_chars = encode([["cat"]], longer, params)
+    assert match_flags(c_chars, c_ids != 0, q_chars, q_ids != 0).tolist() == [[[0, 0, 0]]]
+
+
+def test_match_features_let_the_reader_point_at_the_question_word():
+    """With word vectors and characters off (only the match flags tell words apart), a tiny reader learns
+    to start the answer at the context word the question repeats; without the flags it cannot."""
+    g = random.Random(0)
+    vocab = {f"w{i}": i + 2 for i in range(40)}
+
+    def batch(n):
+        cs, qs, targets = [], [], []
+        for _ in range(n):
+            context = g.sample(sorted(vocab), 8)
+            k = g.randrange(8)
+            cs.append(context)
+            qs.append([context[k]])
+            targets.append(k)
+        params = QANetParams(**TINY)
+        c_ids, c_chars = encode(cs, vocab, params)
+        q_ids, q_chars = encode(qs, vocab, params)
+        # every word id is UNK: the reader sees only positions, characters (off) and the match flags
+        return {"c_ids": torch.ones_like(c_ids), "c_chars": c_chars, "q_ids": torch.ones_like(q_ids),
+                "q_chars": q_chars}, torch.tensor(targets)
+
+    train, target = batch(64)
+    test, test_target = batch(64)
+    scores = {}
+    for flags in (True, False):
+        reader = make_reader(char_dim=0, match_features=flags, dropout=0.0, word_dropout=0.0)
+        opt = torch.optim.Adam(reader.parameters(), lr=1e-2)
+        for _ in range(60):
+            loss = torch.nn.functional.cross_entropy(reader(**train)["start_logits"], target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            guess = reader.eval()(**test)["start_logits"].argmax(-1)
+        scores[flags] = (guess == test_target).float().mean().item()
+    assert scores[True] >= 0.95 and scores[False] <= 0.4, scores
 
 
 def test_bf16_autocast_keeps_padding_masked():

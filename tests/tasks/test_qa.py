@@ -202,6 +202,9 @@ def test_convolutional_reader_learns_and_round_trips(qa_files, tmp_path):
     out = tmp_path / "qanet"
     pred = wordconv.train(str(qa_files["train"]), "qanet", out, task="qa", epochs=30, overrides=[
         "embeddings.dim=32", "model.hidden=32", "training.batch_size=8", "training.patience=30",
+        # lr 3e-3: EM 100 on the 16 training questions for each of seeds 13-17 (at the default 1e-3, 30 epochs
+        # left 2 of 5 seeds short with the match features, and 2 of 5 without)
+        "training.lr=3e-3",
         f"data.dev_path={qa_files['train']}", f"data.test_path={qa_files['train']}", *QUIET])
     assert pred.metrics["exact_match"] == 100.0
     loaded = wordconv.load(out)
@@ -212,7 +215,7 @@ def test_convolutional_reader_learns_and_round_trips(qa_files, tmp_path):
     assert [(x.answer, x.start, x.end, x.score) for x in a] == [(x.answer, x.start, x.end, x.score) for x in b]
     assert all(x.answer == c[x.start:x.end] for (_, c), x in zip(qs, a))
     # unseen paragraphs of the same kind: the reader generalises, not only memorises
-    assert wordconv.evaluate(out, str(qa_files["test"]))["f1"] >= 75.0  # 91.7 when written
+    assert wordconv.evaluate(out, str(qa_files["test"]))["f1"] >= 75.0  # 79-100 over seeds 13-17
 
 
 def test_task_qa_defaults_to_the_convolutional_reader():

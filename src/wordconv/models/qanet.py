@@ -3,6 +3,10 @@
     context words, question words
           -> word vectors (B, T, E) ++ character CNN (B, T, Fc)      random or pretrained; hashed chars
                                                                       (tagger.char_ids, CharCNN)
+             ++ match flags (B, T, 3)                                 DrQA's exact-match features: does the
+                                                                      word occur in the other text, as
+                                                                      written / ignoring case / as a word
+                                                                      of the same stem (first 4 letters)
           -> highway x 2 -> linear                                    (B, T, H)
           -> embedding encoder block (shared by context and question):
                  + sinusoidal positions
@@ -74,6 +78,12 @@ class QANetParams(ModelParams):
     # training only: each word is replaced by UNK with this probability, so the reader learns to read
     # unseen words from their characters and context (cf. Lample et al. 2016)
     word_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    # DrQA (Chen et al. 2017): three 0/1 features per word - it occurs in the other text (question for a
+    # context word, context for a question word) exactly as written, ignoring case, and as a word with the
+    # same first 4 letters (a crude stem standing in for DrQA's lemma: lives ~ live).  Read from the
+    # characters, so they work for words outside the vocabulary too.  Trained from scratch on ~8k
+    # questions the reader cannot learn word matching from its embeddings alone (BENCHMARKS.md)
+    match_features: bool = True
     # the words of a paragraph the qa task passes to the reader (QANet: 400); the question and answer
     # limits are the qa section's (qa.max_question_tokens, qa.max_answer_tokens).  Positions are
     # sinusoidal, so the model itself takes any length
@@ -185,6 +195,37 @@ class EncoderBlock(nn.Module):
         return x * keep  # (B, T, H), zero at padding
 
 
+def lower_chars(chars: torch.Tensor) -> torch.Tensor:
+    """Hashed character ids (:func:`wordconv.models.tagger.char_ids`, id = 1 + ord(c) for Latin-1) with
+    A-Z and the Latin-1 capitals (except the multiplication sign) mapped to their lowercase ids."""
+    upper = ((chars >= 1 + 65) & (chars <= 1 + 90)) | ((chars >= 1 + 192) & (chars <= 1 + 222) & (chars != 1 + 215))
+    return torch.where(upper, chars + 32, chars)
+
+
+STEM = 4  # letters two words must share for the stem flag (both at least this long): lives ~ live
+
+
+def match_flags(a_chars: torch.Tensor, a_mask: torch.Tensor, b_chars: torch.Tensor,
+                b_mask: torch.Tensor) -> torch.Tensor:
+    """(B, Ta, 3) float: whether each real word of ``a`` occurs among the real words of ``b`` character for
+    character, ignoring case, and with the same first :data:`STEM` letters ignoring case (or the same
+    word, when shorter) - DrQA's exact-match features, the last a crude stand-in for its lemma match.
+    Words are compared by their characters as the reader stores them (head and tail of long words)."""
+    width = max(a_chars.shape[2], b_chars.shape[2], STEM)
+    a_chars = F.pad(a_chars, (0, width - a_chars.shape[2]))  # (B, Ta, C)
+    b_chars = F.pad(b_chars, (0, width - b_chars.shape[2]))  # (B, Tb, C)
+    a_low, b_low = lower_chars(a_chars), lower_chars(b_chars)
+    # the stem: the first STEM letters of a word that long; a shorter word stands for itself
+    a_stem = torch.where((a_chars[:, :, STEM - 1:STEM] > 0), a_low[:, :, :STEM], a_low[:, :, :STEM] * 0 - 1)
+    b_stem = torch.where((b_chars[:, :, STEM - 1:STEM] > 0), b_low[:, :, :STEM], b_low[:, :, :STEM] * 0 - 2)
+    flags = []
+    for a, b in ((a_chars, b_chars), (a_low, b_low), (a_stem, b_stem)):
+        same = (a[:, :, None, :] == b[:, None, :, :]).all(dim=-1) & b_mask[:, None, :]  # (B, Ta, Tb)
+        flags.append(same.any(dim=2) & a_mask)  # (B, Ta)
+    flags[2] = flags[2] | flags[1]  # a short word matched ignoring case also shares its "stem"
+    return torch.stack(flags, dim=-1).float()  # (B, Ta, 3)
+
+
 def masked_softmax(scores: torch.Tensor, keep: torch.Tensor, dim: int) -> torch.Tensor:
     """Softmax over ``dim`` giving exactly 0 where ``keep`` is False (every row keeps one entry)."""
     return torch.softmax(scores.masked_fill(~keep, torch.finfo(scores.dtype).min), dim=dim)
@@ -227,6 +268,8 @@ class QANetReader(Encoder):
         if p.char_dim:
             self.chars = CharCNN(p.char_buckets, p.char_dim, p.char_filters, p.char_width)
             width += self.chars.output_dim
+        if p.match_features:
+            width += 3
         self.word_drop = nn.Dropout(p.dropout)
         self.char_drop = nn.Dropout(p.char_dropout)
         self.highway = Highway(width, p.highway_layers, p.dropout)
@@ -244,8 +287,9 @@ class QANetReader(Encoder):
         self.output_dim = p.hidden
         self.min_length = 1
 
-    def _embed(self, ids: torch.Tensor, chars: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
-        """Word + character features -> highway -> H, then the shared embedding encoder: (B, T, H)."""
+    def _embed(self, ids: torch.Tensor, chars: torch.Tensor | None, mask: torch.Tensor,
+               match: torch.Tensor | None = None) -> torch.Tensor:
+        """Word + character (+ match) features -> highway -> H, then the shared embedding encoder: (B, T, H)."""
         if self.training and self.params.word_dropout > 0:
             drop = (torch.rand(ids.shape, device=ids.device) < self.params.word_dropout) & mask
             ids = ids.masked_fill(drop, Vocab.unk_id)
@@ -254,6 +298,8 @@ class QANetReader(Encoder):
             if chars is None:
                 raise ValueError("the qanet reader reads characters: pass c_chars and q_chars (B, T, C)")
             feats.append(self.char_drop(self.chars(chars)))  # (B, T, Fc)
+        if match is not None:
+            feats.append(match.to(feats[0].dtype))  # (B, T, 3)
         x = self.project(self.highway(torch.cat(feats, dim=-1)))  # (B, T, H)
         for block in self.embed_encoder:
             x = block(x, mask)
@@ -269,8 +315,14 @@ class QANetReader(Encoder):
         if q_ids is None:
             raise ValueError("the qanet reader needs the question: pass q_ids (B, Tq)")
         c_mask, q_mask = c_ids != self.pad_id, q_ids != self.pad_id  # (B, Tc), (B, Tq)
-        c = self._embed(c_ids, c_chars, c_mask)  # (B, Tc, H)
-        q = self._embed(q_ids, q_chars, q_mask)  # (B, Tq, H)
+        c_match = q_match = None
+        if self.params.match_features:
+            if c_chars is None or q_chars is None:
+                raise ValueError("the qanet reader reads characters: pass c_chars and q_chars (B, T, C)")
+            c_match = match_flags(c_chars, c_mask, q_chars, q_mask)  # (B, Tc, 3)
+            q_match = match_flags(q_chars, q_mask, c_chars, c_mask)  # (B, Tq, 3)
+        c = self._embed(c_ids, c_chars, c_mask, c_match)  # (B, Tc, H)
+        q = self._embed(q_ids, q_chars, q_mask, q_match)  # (B, Tq, H)
         x, c2q = self.attention(c, q, c_mask, q_mask)  # (B, Tc, 4H), (B, Tc, Tq)
         x = self.dropout(self.resize(x)) * c_mask[:, :, None].to(x.dtype)  # (B, Tc, H)
         m0 = self._model_pass(x, c_mask)  # the same blocks three times (QANet): (B, Tc, H) each
