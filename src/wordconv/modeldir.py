@@ -44,6 +44,10 @@ from wordconv.data.vocab import Vocab
 from wordconv.errors import ConfigError, ModelError
 
 REQUIRED_FILES = ("config.json", "model.safetensors", "vocab.json", "labels.json")
+# options added to a model after directories of it were saved: (model.type, key) -> the behaviour those
+# directories were trained with, applied when their config.json lacks the key (a new default must not
+# change, or break, a model saved before it existed)
+SAVED_BEFORE_DEFAULTS = {("qanet", "match_features"): False}
 
 
 def write_json(path: Path, data) -> None:
@@ -221,8 +225,14 @@ def load_artifact(path: str | Path) -> Artifact:
         raise ModelError(f"{path} is not a wordconv model directory: missing {', '.join(missing)}")
     meta = read_json(path / "meta.json") if (path / "meta.json").is_file() else {}
     verify_checksums(path, meta if isinstance(meta, dict) else {})
+    raw = read_json(path / "config.json")
+    model_section = raw.get("model") if isinstance(raw, dict) else None
+    if isinstance(model_section, dict):
+        for (kind, key), value in SAVED_BEFORE_DEFAULTS.items():
+            if model_section.get("type") == kind and key not in model_section:
+                model_section[key] = value
     try:
-        config = build_config(read_json(path / "config.json"), source=str(path / "config.json"))
+        config = build_config(raw, source=str(path / "config.json"))
     except ConfigError as err:
         raise ModelError(f"{err}\n(the model was saved by an incompatible wordconv version, or config.json was edited)") from None
     vocab = Vocab.load(path / "vocab.json")

@@ -225,3 +225,29 @@ def test_task_qa_defaults_to_the_convolutional_reader():
     assert resolve_config(None, ["task=ner"]).model.type == "tagger"
     assert resolve_config(None, [], task="qa", model="pretrained").model.type == "pretrained"
     assert resolve_config(None, []).model.type == "textcnn"
+
+
+def test_reader_saved_before_match_features_loads_without_them(qa_files, tmp_path):
+    """A qanet directory whose config.json predates model.match_features (no such key) was trained without
+    the flags: it loads as such and answers as before, rather than failing on missing weights."""
+    from wordconv.data.download import sha256_file
+
+    out = tmp_path / "old"
+    files = [f"data.dev_path={qa_files['train']}", f"data.test_path={qa_files['test']}"]
+    pred = wordconv.train(str(qa_files["train"]), "qanet", out, task="qa", epochs=2, overrides=[
+        "embeddings.dim=16", "model.hidden=16", "model.match_features=false", *files, *QUIET])
+    config = json.loads((out / "config.json").read_text())
+    del config["model"]["match_features"]
+    (out / "config.json").write_text(json.dumps(config))
+    meta = json.loads((out / "meta.json").read_text())
+    meta["checksums"]["config.json"] = sha256_file(out / "config.json")
+    (out / "meta.json").write_text(json.dumps(meta))
+    loaded = wordconv.load(out)
+    assert loaded.config.model.match_features is False
+    q, c = "where does alice live ?", "alice lives in paris and works at google ."
+    assert [(a.answer, a.score) for a in loaded.answer(q, c)] == [(a.answer, a.score) for a in pred.answer(q, c)]
+    # a directory saved with the flags keeps them
+    new = tmp_path / "new"
+    wordconv.train(str(qa_files["train"]), "qanet", new, task="qa", epochs=1, overrides=[
+        "embeddings.dim=16", "model.hidden=16", *files, *QUIET])
+    assert wordconv.load(new).config.model.match_features is True
