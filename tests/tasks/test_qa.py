@@ -251,3 +251,20 @@ def test_reader_saved_before_match_features_loads_without_them(qa_files, tmp_pat
     wordconv.train(str(qa_files["train"]), "qanet", new, task="qa", epochs=1, overrides=[
         "embeddings.dim=16", "model.hidden=16", *files, *QUIET])
     assert wordconv.load(new).config.model.match_features is True
+
+
+def test_cli_train_and_evaluate_print_the_squad_scores(qa_files, tmp_path):
+    """`wordconv train --task qa` and `wordconv evaluate` show exact match and F1 (they once asked a QA
+    evaluation for a classifier's accuracy and crashed after the model was saved)."""
+    out = tmp_path / "cli"
+    res = CliRunner().invoke(app, [
+        "train", "--task", "qa", "--data", str(qa_files["train"]), "--model", "qanet", "--output", str(out),
+        "--epochs", "1", "--test", str(qa_files["test"]), "--dev", str(qa_files["train"]), "--quiet",
+        "--set", "embeddings.dim=16", "--set", "model.hidden=16"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert f"exact match {metrics['exact_match']:.2f}, F1 {metrics['f1']:.2f}" in res.output
+    assert "dev" in res.output and "accuracy" not in res.output
+    res = CliRunner().invoke(app, ["evaluate", str(out), "--data", str(qa_files["test"])], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert f"F1 {metrics['f1']:.2f} (n={metrics['count']})" in res.output

@@ -17,6 +17,8 @@ def report_tables(metrics: dict, title: str = "evaluation") -> list[Table]:
         return [multilabel_table(metrics, title)]
     if task == "ner":
         return [entity_table(metrics, title)]
+    if task == "qa":
+        return [qa_table(metrics, title)]
     if task == "regression":
         tables = [regression_table(metrics, title)]
         if "confusion_matrix" in metrics:
@@ -37,6 +39,21 @@ def metrics_table(metrics: dict, title: str = "evaluation") -> Table:
     for avg in ("macro", "micro", "weighted"):
         table.add_row(f"[bold]{avg} avg", f"{metrics[f'precision_{avg}']:.4f}", f"{metrics[f'recall_{avg}']:.4f}",
                       f"{metrics[f'f1_{avg}']:.4f}", str(metrics.get("n", "")))
+    return table
+
+
+def qa_table(metrics: dict, title: str = "evaluation") -> Table:
+    """Extractive QA: the official SQuAD v1.1 exact match and F1 (max over the gold answers)."""
+    table = Table(title=f"{title}: exact match {metrics['exact_match']:.2f}, F1 {metrics['f1']:.2f} "
+                        f"(n={metrics.get('count', '?')})")
+    table.add_column("split")
+    for col in ("exact match", "F1", "questions"):
+        table.add_column(col, justify="right")
+    rows = [("test" if metrics.get("split") == "test" else metrics.get("split", "evaluated"), metrics)]
+    if isinstance(metrics.get("dev"), dict):
+        rows.append(("dev", metrics["dev"]))
+    for name, m in rows:
+        table.add_row(name, f"{m['exact_match']:.2f}", f"{m['f1']:.2f}", str(m.get("count", "")))
     return table
 
 
