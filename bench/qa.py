@@ -208,11 +208,16 @@ def table(results: dict) -> str:
             md += (f"| {row} | {g.get('exact_match', 0):.2f} / {g.get('f1', 0):.2f} | "
                    f"{r['exact_match']:.2f} / {r['f1']:.2f} |\n")
         md += "\n"
-    any_row = next((r for r in results["rows"].values() if not r.get("limit")), None)
-    if any_row:
-        md += (f"Command: `python bench/qa.py` (seed {any_row['seed']}), {any_row['date']}, {any_row['machine']}. "
-               "SQuAD v1.1 dev split by article (36 train / 4 dev / 8 test articles, seed 13); EM / F1 are the "
-               "official v1.1 script's, max over the gold answers.\n")
+    rows = [(name, r) for name, r in results["rows"].items() if not r.get("limit")]
+    if rows:
+        md += ("Command: `python bench/qa.py`. SQuAD v1.1 dev split by article (36 train / 4 dev / 8 test articles, "
+               "seed 13); EM / F1 are the official v1.1 script's, max over the gold answers. Rows:\n")
+        for name, r in rows:
+            others = "".join(f"; seed {o['seed']}: test F1 {o['f1']:.2f}, EM {o['exact_match']:.2f} (dev {o['dev_f1']})"
+                             for o in r.get("other_seeds", []))
+            note = f" ({r['note']})" if r.get("note") else ""
+            md += (f"- {name}: `{r.get('command', 'python bench/qa.py --rows ' + name)}`{note}, seed {r['seed']}, {r['date']}, "
+                   f"{r['machine']}; dev F1 by epoch {r['dev_f1']}{others}.\n")
     return md
 
 
