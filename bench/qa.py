@@ -161,12 +161,14 @@ def open_domain(rows: list[str], args, console: Console, cached: dict | None = N
     result["retriever"], result["top_k"] = best, args.top_k
     for row in rows:
         pred = wordconv.load(Path(args.out_dir) / row)
-        t = time.perf_counter()
-        answers = read_open(pred, indexes[best], questions, k=args.top_k)
-        m = squad_metrics([a.answer for a in answers], [[t for t, _ in ex.answers] for ex in exs])
-        result["readers"][row] = {"exact_match": m["exact_match"], "f1": m["f1"],
-                                  "seconds": round(time.perf_counter() - t, 1)}
-        console.print(f"{row} open-domain: {result['readers'][row]}")
+        for w in args.rank_weights:
+            t = time.perf_counter()
+            answers = read_open(pred, indexes[best], questions, k=args.top_k, rank_weight=w)
+            m = squad_metrics([a.answer for a in answers], [[t for t, _ in ex.answers] for ex in exs])
+            key = row if not w else f"{row} (rank weight {w:g})"
+            result["readers"][key] = {"exact_match": m["exact_match"], "f1": m["f1"],
+                                      "seconds": round(time.perf_counter() - t, 1)}
+            console.print(f"{key} open-domain: {result['readers'][key]}")
     result.update(date=str(date.today()), machine=machine())
     return result
 
@@ -204,7 +206,7 @@ def table(results: dict) -> str:
         md += (f"\n| reader | given paragraph EM / F1 | open-domain EM / F1 ({o['retriever']}, top {o['top_k']}) |\n"
                "|---|---|---|\n")
         for row, r in o["readers"].items():
-            g = results["rows"].get(row, {})
+            g = results["rows"].get(row.split(" (")[0], {})
             md += (f"| {row} | {g.get('exact_match', 0):.2f} / {g.get('f1', 0):.2f} | "
                    f"{r['exact_match']:.2f} / {r['f1']:.2f} |\n")
         md += "\n"
@@ -236,6 +238,8 @@ def main() -> None:
     ap.add_argument("--open-only", action="store_true",
                     help="no training and no speed: retrieval, and open-domain reading with the rows already trained")
     ap.add_argument("--top-k", type=int, default=5)
+    ap.add_argument("--rank-weights", type=float, nargs="+", default=[0.0],
+                    help="open-domain: also read with span score - W * ln(rank) for each W (0: span score alone)")
     ap.add_argument("--speed-repeats", type=int, default=2)
     ap.add_argument("--speed-peer", default=None,
                     help="a pretrained-reader model dir timed as the minilm row when that row's model is not here")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from typer.testing import CliRunner
@@ -99,3 +100,26 @@ def test_a_classifier_is_not_a_reader(tmp_path, corpus):
     clf = wordconv.train(str(data), "textcnn", overrides=["training.progress=false", "training.epochs=1"])
     with pytest.raises(ModelError, match="reader"):
         read_open(clf, PassageIndex.build(read_corpus(corpus)), ["who ?"])
+
+
+def test_rank_weight_trusts_the_retrievers_order(reader, corpus):
+    """span_score - w * ln(rank): w = 0 keeps the best span over the passages; a large w keeps the answer
+    read from the first passage; in between, a span wins on its score after the rank penalty."""
+    folder, qas = corpus
+    index = PassageIndex.build(read_corpus(folder), method="bm25")
+    questions = [q for q, _, _ in qas]
+    plain = read_open(reader, index, questions, k=3)
+    assert [a.answer for a in plain] == [a for _, a, _ in qas]
+    hits = index.search_many(questions, 3)
+    reads = {(q, h.rank): r for q, hs in zip(questions, hits) for h in hs
+             for r in reader.answer([q], [h.passage.text])}
+    for w in (0.5, 3.0, 1e6):
+        got = read_open(reader, index, questions, k=3, rank_weight=w)
+        for q, hs, a in zip(questions, hits, got):
+            best = max((h.rank for h in hs), key=lambda r: (reads[(q, r)].span_score - w * math.log(r), -r))
+            assert a.retrieval_rank == best and a.answer == reads[(q, best)].answer, (w, q)
+    assert all(a.retrieval_rank == 1 for a in read_open(reader, index, questions, k=3, rank_weight=1e6))
+    with pytest.raises(ValueError, match="rank_weight"):
+        read_open(reader, index, questions, k=3, rank_weight=-1.0)
+    res = CliRunner().invoke(app, ["qa", str(reader.path), "--corpus", str(folder), "-q", "x ?", "--rank-weight", "-2"])
+    assert res.exit_code != 0 and "--rank-weight" in res.output

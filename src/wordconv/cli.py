@@ -238,6 +238,7 @@ def qa(
     top_k: Annotated[int, typer.Option("--top-k", help="passages retrieved and read per question")] = 5,
     index: Annotated[Optional[Path], typer.Option("--index", help="where the corpus index is kept (default: the wordconv cache); reused while the corpus is unchanged")] = None,
     max_words: Annotated[int, typer.Option("--max-words", help="longer paragraphs are cut into passages of this many words")] = 200,
+    rank_weight: Annotated[float, typer.Option("--rank-weight", help="trust the retriever's order: a span scores start + end - W * ln(its passage's rank); 0 = the reader's score alone (8 suits the convolutional reader)")] = 0.0,
 ) -> None:
     """Open-domain QA: index a document collection once, retrieve the top-k passages for each question and
     read the answer from them.  One JSON line per question: the answer, its score, the document and passage
@@ -251,6 +252,8 @@ def qa(
             raise WordconvError(f"--retriever {retriever!r}: use bm25, dense or hybrid")
         if top_k < 1:
             raise WordconvError(f"--top-k {top_k}: read at least one passage")
+        if not rank_weight >= 0:
+            raise WordconvError(f"--rank-weight {rank_weight}: use 0 or more (0: the reader's span score alone)")
         questions = list(question or []) + (_questions_file(input) if input is not None else [])
         if not questions:
             raise WordconvError("nothing to answer: give --question Q (repeatable) or --input FILE")
@@ -258,7 +261,7 @@ def qa(
         where = index or default_index_dir(corpus, retriever)
         idx = index_for(corpus, where, retriever, max_words=max_words, progress=True)
         err.print(f"{len(idx):,} passages from {corpus} ({retriever} index in {where})")
-        for q, a in zip(questions, read_open(predictor, idx, questions, k=top_k)):
+        for q, a in zip(questions, read_open(predictor, idx, questions, k=top_k, rank_weight=rank_weight)):
             d = a.to_dict()
             d.pop("context")
             sys.stdout.write(json.dumps({"question": q, **d}, ensure_ascii=False) + "\n")
