@@ -99,7 +99,8 @@ def reading_speed(rows: list[str], args) -> dict:
     questions, contexts = [ex.question for ex in exs], [ex.text for ex in exs]
     speeds = {}
     dirs = {row: Path(args.out_dir) / row for row in rows}
-    if args.speed_peer and "minilm" not in dirs:
+    peer = args.speed_peer and "minilm" not in dirs
+    if peer:
         # a reader of the same architecture as the minilm row, trained briefly: its reading cost does not
         # depend on its weights (same windows, same forward pass, same decoding)
         dirs["minilm"] = Path(args.speed_peer)
@@ -120,7 +121,7 @@ def reading_speed(rows: list[str], args) -> dict:
         ratio = (max(speeds[r]["questions_per_second"] for r in conv)
                  / max(speeds[r]["questions_per_second"] for r in enc))
     return {"questions": len(exs), "rows": speeds, "ratio": ratio, "threads": torch.get_num_threads(),
-            "peer": str(dirs["minilm"]) if args.speed_peer and "minilm" in dirs else None,
+            "peer": str(args.speed_peer) if peer else None,
             "date": str(date.today()), "machine": machine()}
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import wordconv
 from tiny_qa import make_articles, write_squad
 from wordconv.cli import app
-from wordconv.errors import ModelError
+from wordconv.errors import ConfigError, ModelError
 from wordconv.opendomain import default_index_dir, read_open
 from wordconv.retrieval import PassageIndex, read_corpus
 
@@ -103,23 +103,39 @@ def test_a_classifier_is_not_a_reader(tmp_path, corpus):
 
 
 def test_rank_weight_trusts_the_retrievers_order(reader, corpus):
-    """span_score - w * ln(rank): w = 0 keeps the best span over the passages; a large w keeps the answer
-    read from the first passage; in between, a span wins on its score after the rank penalty."""
+    """span_score - w * ln(rank): w = 0 keeps the best span over the passages, a large w the answer read from
+    the first passage, and in between each span competes on its score after the rank penalty.  The
+    "retriever" here puts the question's own paragraph third, after two other people's."""
+    from wordconv.retrieval import Hit
+
     folder, qas = corpus
-    index = PassageIndex.build(read_corpus(folder), method="bm25")
-    questions = [q for q, _, _ in qas]
-    plain = read_open(reader, index, questions, k=3)
-    assert [a.answer for a in plain] == [a for _, a, _ in qas]
+    passages = read_corpus(folder)
+    bm25 = PassageIndex.build(passages, method="bm25")
+    content = [p for p in passages if "lives" in p.text]
+
+    class Reversed:  # two other people's paragraphs first, the question's own third
+        def search_many(self, questions, k):
+            out = []
+            for top in bm25.search_many(questions, 1):
+                others = [p for p in content if p.id != top[0].passage.id][:k - 1]
+                out.append([Hit(p, 0.0, r + 1) for r, p in enumerate([*others, top[0].passage])])
+            return out
+
+    index, questions = Reversed(), [q for q, _, _ in qas]
     hits = index.search_many(questions, 3)
     reads = {(q, h.rank): r for q, hs in zip(questions, hits) for h in hs
              for r in reader.answer([q], [h.passage.text])}
-    for w in (0.5, 3.0, 1e6):
+    plain = read_open(reader, index, questions, k=3)
+    assert any(a.retrieval_rank > 1 for a in plain)  # by its own score the reader reaches past rank 1 ...
+    first = read_open(reader, index, questions, k=3, rank_weight=1e6)
+    assert all(a.retrieval_rank == 1 for a in first)  # ... a large weight keeps it at rank 1
+    assert [a.answer for a in first] != [a.answer for a in plain]
+    for w in (0.0, 0.5, 3.0, 1e6):
         got = read_open(reader, index, questions, k=3, rank_weight=w)
         for q, hs, a in zip(questions, hits, got):
             best = max((h.rank for h in hs), key=lambda r: (reads[(q, r)].span_score - w * math.log(r), -r))
             assert a.retrieval_rank == best and a.answer == reads[(q, best)].answer, (w, q)
-    assert all(a.retrieval_rank == 1 for a in read_open(reader, index, questions, k=3, rank_weight=1e6))
-    with pytest.raises(ValueError, match="rank_weight"):
+    with pytest.raises(ConfigError, match="rank_weight"):
         read_open(reader, index, questions, k=3, rank_weight=-1.0)
     res = CliRunner().invoke(app, ["qa", str(reader.path), "--corpus", str(folder), "-q", "x ?", "--rank-weight", "-2"])
     assert res.exit_code != 0 and "--rank-weight" in res.output

@@ -252,8 +252,6 @@ def qa(
             raise WordconvError(f"--retriever {retriever!r}: use bm25, dense or hybrid")
         if top_k < 1:
             raise WordconvError(f"--top-k {top_k}: read at least one passage")
-        if not rank_weight >= 0:
-            raise WordconvError(f"--rank-weight {rank_weight}: use 0 or more (0: the reader's span score alone)")
         questions = list(question or []) + (_questions_file(input) if input is not None else [])
         if not questions:
             raise WordconvError("nothing to answer: give --question Q (repeatable) or --input FILE")

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from wordconv.errors import ModelError
+from wordconv.errors import ConfigError, ModelError
 
 
 @dataclass
@@ -58,8 +58,9 @@ def read_open(predictor, index, questions: Sequence[str] | str, k: int = 5, batc
               rank_weight: float = 0.0) -> list[OpenAnswer]:
     """Each question's answer from the ``k`` passages ``index`` retrieves for it (in question order): the span
     with the highest ``span_score - rank_weight * ln(retrieval rank)`` over them."""
-    if rank_weight < 0 or not math.isfinite(rank_weight):
-        raise ValueError(f"rank_weight must be 0 or more (0: the reader's span score alone), got {rank_weight}")
+    if not (0 <= rank_weight < math.inf):
+        raise ConfigError(f"rank_weight (--rank-weight) must be 0 or more (0: the reader's span score alone), "
+                          f"got {rank_weight}")
     if predictor.task != "qa":
         raise ModelError(f"open-domain QA needs a reader (a task qa model); this model is {predictor.task}")
     if isinstance(questions, str):
@@ -75,7 +76,7 @@ def read_open(predictor, index, questions: Sequence[str] | str, k: int = 5, batc
     best: list[OpenAnswer | None] = [None] * len(questions)
     rank_score = [float("-inf")] * len(questions)
     for (i, hit), pred in zip(owner, read):
-        score = pred.span_score - rank_weight * math.log(hit.rank) if rank_weight else pred.span_score
+        score = pred.span_score - rank_weight * math.log(hit.rank)  # rank 1: no penalty
         if best[i] is not None and score <= rank_score[i]:
             continue
         rank_score[i] = score

@@ -203,7 +203,7 @@ def test_convolutional_reader_learns_and_round_trips(qa_files, tmp_path):
     pred = wordconv.train(str(qa_files["train"]), "qanet", out, task="qa", epochs=30, overrides=[
         "embeddings.dim=32", "model.hidden=32", "training.batch_size=8", "training.patience=30",
         # lr 3e-3: EM 100 on the 16 training questions for each of seeds 13-17 (at the default 1e-3, 30 epochs
-        # left 2 of 5 seeds short with the match features, and 2 of 5 without)
+        # left 2 of 5 seeds short with the first, two-flag match features, and 2 of 5 without them)
         "training.lr=3e-3",
         f"data.dev_path={qa_files['train']}", f"data.test_path={qa_files['train']}", *QUIET])
     assert pred.metrics["exact_match"] == 100.0

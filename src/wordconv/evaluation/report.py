@@ -49,7 +49,7 @@ def qa_table(metrics: dict, title: str = "evaluation") -> Table:
     table.add_column("split")
     for col in ("exact match", "F1", "questions"):
         table.add_column(col, justify="right")
-    rows = [("test" if metrics.get("split") == "test" else metrics.get("split", "evaluated"), metrics)]
+    rows = [(metrics.get("split", "evaluated"), metrics)]
     if isinstance(metrics.get("dev"), dict):
         rows.append(("dev", metrics["dev"]))
     for name, m in rows:

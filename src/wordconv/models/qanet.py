@@ -217,8 +217,10 @@ def match_flags(a_chars: torch.Tensor, a_mask: torch.Tensor, b_chars: torch.Tens
     b_chars = F.pad(b_chars, (0, width - b_chars.shape[2]))  # (B, Tb, C)
     a_low, b_low = lower_chars(a_chars), lower_chars(b_chars)
     # the stem: the first STEM letters of a word that long; a shorter word stands for itself
-    a_stem = torch.where((a_chars[:, :, STEM - 1:STEM] > 0), a_low[:, :, :STEM], a_low[:, :, :STEM] * 0 - 1)
-    b_stem = torch.where((b_chars[:, :, STEM - 1:STEM] > 0), b_low[:, :, :STEM], b_low[:, :, :STEM] * 0 - 2)
+    # (a shorter word's stem is -1 on one side and -2 on the other, so stems never match it: its exact
+    # lowercase match stands in below)
+    a_stem = torch.where(a_chars[:, :, STEM - 1:STEM] > 0, a_low[:, :, :STEM], -1)
+    b_stem = torch.where(b_chars[:, :, STEM - 1:STEM] > 0, b_low[:, :, :STEM], -2)
     flags = []
     for a, b in ((a_chars, b_chars), (a_low, b_low), (a_stem, b_stem)):
         same = (a[:, :, None, :] == b[:, None, :, :]).all(dim=-1) & b_mask[:, None, :]  # (B, Ta, Tb)
