@@ -13,7 +13,9 @@ table is written into BENCHMARKS.md between the ``cnn-family`` markers.
 
 Vectors: (a) GloVe 6B 50d, top 10k words (``$WORDCONV_DATA/embeddings``); (b) 300-d skip-gram
 word2vec that wordconv trains on IMDB's 50,000 unlabelled reviews (trained on first use and
-cached; the command is printed and recorded).
+cached; the command is printed and recorded); (c) ``minilm``: 384-d vectors of the same words read
+off the packaged all-MiniLM-L6-v2 sentence encoder, each word encoded alone (`wordconv embeddings
+from-encoder`); (d) ``w2v+minilm``: (b) and (c) side by side, 684-d (``--join``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from wordconv.pipeline import evaluate_examples, fit, load_splits, resolve_confi
 
 GLOVE = ["embeddings.vectors=glove-6b-50d-10k"]
 W2V = ["embeddings.vectors={w2v}"]
+MINILM = ["embeddings.vectors={minilm}"]
+W2V_MINILM = ["embeddings.vectors={w2v_minilm}"]
 ROWS: dict[str, list[str]] = {
     # fastText's own default size (100): 300-d bigram tables make dense Adam the bottleneck
     "fasttext-bigram": ["model.type=fasttext", "embeddings.dim=100"],
@@ -51,6 +55,12 @@ ROWS: dict[str, list[str]] = {
     # the vectors fine-tuned at a tenth of the filters' rate (0.1 beat 0.3 and 1.0 on SST-2's dev set)
     "cnn-non-static-w2v-lr0.1": ["embeddings.mode=non-static", *W2V, "embeddings.lr_scale=0.1"],
     "cnn-multichannel-w2v-lr0.1": ["embeddings.mode=multichannel", *W2V, "embeddings.lr_scale=0.1"],
+    # general-domain vectors from a sentence encoder, alone and beside the in-domain word2vec
+    "cnn-non-static-minilm": ["embeddings.mode=non-static", *MINILM],
+    "cnn-multichannel-minilm": ["embeddings.mode=multichannel", *MINILM],
+    "cnn-non-static-w2v+minilm": ["embeddings.mode=non-static", *W2V_MINILM],
+    "cnn-multichannel-w2v+minilm": ["embeddings.mode=multichannel", *W2V_MINILM],
+    "cnn-multichannel-w2v+minilm-lr0.1": ["embeddings.mode=multichannel", *W2V_MINILM, "embeddings.lr_scale=0.1"],
     "dpcnn-w2v": ["model.type=dpcnn", "embeddings.mode=non-static", *W2V],
     "cnn-attention-w2v": ["model.type=cnn-attention", "embeddings.mode=non-static", *W2V],
 }
@@ -76,8 +86,25 @@ def w2v_vectors(data_dir: str | None, console: Console) -> Path:
                   f"train --corpus {corpus} --subdir aclImdb/train/unsup --output {path}`)")
     path.parent.mkdir(parents=True, exist_ok=True)
     texts = read_corpus(str(corpus), subdir="aclImdb/train/unsup")
-    stats = train_word2vec(texts, path, dim=300, sg=True, epochs=5, workers=2, seed=13)
+    # one worker: the vectors are then fully determined by the seed (426 s on an idle 2-core machine)
+    stats = train_word2vec(texts, path, dim=300, sg=True, epochs=5, workers=1, seed=13)
     console.print(f"word2vec: {stats}")
+    return path
+
+
+def minilm_vectors(w2v: Path, console: Console, join: bool = False) -> Path:
+    """384-d vectors of the word2vec file's words from the packaged MiniLM (each word alone), cached; ``join``: the
+    word2vec vector in front of each (684-d)."""
+    from wordconv.embeddings.from_encoder import encoder_word_vectors, read_word_list
+
+    path = cache_dir() / "vectors" / (f"{Path(w2v).stem}+minilm384.vec" if join else f"{Path(w2v).stem}-words-minilm384.vec")
+    if path.is_file() and path.stat().st_mtime >= Path(w2v).stat().st_mtime:
+        return path
+    how = f"--join {w2v}" if join else f"--words {w2v}"
+    console.print(f"encoding the words of {w2v} with the packaged MiniLM -> {path} (once; same as `wordconv embeddings "
+                  f"from-encoder {how} --output {path}`)")
+    stats = encoder_word_vectors(read_word_list(w2v), path, join=w2v if join else None)
+    console.print(f"encoder vectors: {stats}")
     return path
 
 
@@ -188,10 +215,16 @@ def main(argv=None) -> int:
     runs: list[dict] = state["runs"]
     done = {(r["row"], r["data"], r["fold"], r["seed"]) for r in runs}
     w2v = args.w2v
-    if any("{w2v}" in s for row in args.rows for s in ROWS[row]) and w2v is None:
+    needed = {s for row in [*args.rows, args.imdb] if row for s in ROWS[row]}
+    if any("{w2v" in s or "{minilm}" in s for s in needed) and w2v is None:
         w2v = str(w2v_vectors(args.data_dir, console))
+    vectors = {"w2v": w2v, "minilm": None, "w2v_minilm": None}
+    if any("{minilm}" in s for s in needed):
+        vectors["minilm"] = str(minilm_vectors(Path(w2v), console))
+    if any("{w2v_minilm}" in s for s in needed):
+        vectors["w2v_minilm"] = str(minilm_vectors(Path(w2v), console, join=True))
     for row in args.rows:
-        sets = [s.format(w2v=w2v) for s in ROWS[row]] + args.sets
+        sets = [s.format(**vectors) for s in ROWS[row]] + args.sets
         for data in args.columns:
             plan = [(k, args.seeds[0]) for k in args.folds] if data == "mr" else [(None, s) for s in args.seeds]
             for fold, seed in plan:
@@ -205,7 +238,7 @@ def main(argv=None) -> int:
                               f"(TF-IDF+LR {r['peer_tfidf_lr_accuracy']:.2f}) {r['wall_seconds']:.1f}s, "
                               f"{r['epochs']} epochs (best {r['best_epoch']})")
     if args.imdb and (args.imdb, "imdb", None, args.seeds[0]) not in done:
-        sets = [s.format(w2v=w2v) for s in ROWS[args.imdb]] + args.sets
+        sets = [s.format(**vectors) for s in ROWS[args.imdb]] + args.sets
         sets.append(f"training.max_seconds={args.imdb_minutes * 60:g}")
         r = run_one(args.imdb, "imdb", None, args.seeds[0], args.data_dir, sets)
         runs.append(r)
@@ -223,7 +256,7 @@ def main(argv=None) -> int:
     console.print(table)
     meta = {"command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
-            "seeds": args.seeds, "w2v": w2v}
+            "seeds": args.seeds, **vectors}
     out.write_text(json.dumps({**meta, "summary": summary, "runs": runs}, indent=1))
     if not args.no_write:
         write_into_benchmarks(markdown(summary, COLUMNS + ["imdb"], meta))
