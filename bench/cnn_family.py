@@ -60,6 +60,7 @@ ROWS: dict[str, list[str]] = {
     "cnn-multichannel-minilm": ["embeddings.mode=multichannel", *MINILM],
     "cnn-non-static-w2v+minilm": ["embeddings.mode=non-static", *W2V_MINILM],
     "cnn-multichannel-w2v+minilm": ["embeddings.mode=multichannel", *W2V_MINILM],
+    "cnn-non-static-w2v+minilm-lr0.1": ["embeddings.mode=non-static", *W2V_MINILM, "embeddings.lr_scale=0.1"],
     "cnn-multichannel-w2v+minilm-lr0.1": ["embeddings.mode=multichannel", *W2V_MINILM, "embeddings.lr_scale=0.1"],
     "dpcnn-w2v": ["model.type=dpcnn", "embeddings.mode=non-static", *W2V],
     "cnn-attention-w2v": ["model.type=cnn-attention", "embeddings.mode=non-static", *W2V],
