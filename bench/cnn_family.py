@@ -87,7 +87,7 @@ def w2v_vectors(data_dir: str | None, console: Console) -> Path:
                   f"train --corpus {corpus} --subdir aclImdb/train/unsup --output {path}`)")
     path.parent.mkdir(parents=True, exist_ok=True)
     texts = read_corpus(str(corpus), subdir="aclImdb/train/unsup")
-    # one worker: the vectors are then fully determined by the seed (426 s on an idle 2-core machine)
+    # one worker: the vectors are then fully determined by the seed (426 s on 2026-12-02, other work on the second core)
     stats = train_word2vec(texts, path, dim=300, sg=True, epochs=5, workers=1, seed=13)
     console.print(f"word2vec: {stats}")
     return path

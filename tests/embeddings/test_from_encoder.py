@@ -68,8 +68,7 @@ def test_vectors_are_the_encoders_single_word_vectors(bert: Path, tmp_path: Path
     assert np.abs(scaled.mean(axis=0)).max() < 1e-5
     assert scaled.std(axis=0).mean() == pytest.approx(UNIFORM_STD, rel=1e-4)
     centred = raw - raw.mean(axis=0)
-    ratio = scaled / centred
-    assert np.allclose(ratio, ratio.flat[0], rtol=1e-3)
+    assert scaled == pytest.approx(centred * (UNIFORM_STD / centred.std(axis=0).mean()), abs=1e-5)
 
     # a model's vocabulary finds them like any vector file
     loaded = load_vectors(out2, ["<pad>", "<unk>", "film", "team", "unseen"], seed=0)
@@ -104,6 +103,14 @@ def test_cli_from_a_corpus_and_from_a_list(bert: Path, tmp_path: Path) -> None:
                                  "--output", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
     assert [w for w, _ in iter_vectors(out)] == WORDS[:3]
+    written = np.stack([v for _, v in iter_vectors(out)])
+    assert written.std(axis=0).mean() == pytest.approx(UNIFORM_STD, rel=1e-4)  # the CLI's default scale
+    result = runner.invoke(app, ["from-encoder", "--words", str(words), "--encoder", str(bert), "--std", "0",
+                                 "--output", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    raw = SentenceEncoder(str(bert)).encode(WORDS)
+    kept = np.stack([v for _, v in iter_vectors(out)])
+    assert kept == pytest.approx(raw - raw.mean(axis=0), abs=1e-5)  # --std 0: centred, not rescaled
 
     for args, message in (([], "pass one of --corpus"), (["--corpus", str(corpus), "--words", str(words)], "not both")):
         result = runner.invoke(app, ["from-encoder", *args, "--encoder", str(bert), "--output", str(out)])

@@ -93,8 +93,8 @@ def from_encoder(
     min_count: Annotated[int, typer.Option("--min-count", help="with --corpus: ignore words rarer than this")] = 5,
     max_words: Annotated[Optional[int], typer.Option("--max-words", help="keep only the most frequent words")] = None,
     center: Annotated[bool, typer.Option("--center/--no-center", help="subtract the mean vector")] = True,
-    std: Annotated[float, typer.Option("--std", help="scale to this mean per-dimension standard deviation (0: keep "
-                                       "unit-length vectors; default: that of U[-0.25, 0.25])")] = 0.1443,
+    std: Annotated[Optional[float], typer.Option("--std", help="scale to this mean per-dimension standard deviation "
+                                                 "(0: keep unit-length vectors; default: that of U[-0.25, 0.25])")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="words per encoder batch")] = 256,
     lowercase: Annotated[bool, typer.Option("--lowercase/--no-lowercase", help="with --corpus: lowercase tokens, as "
                                             "wordconv models do by default")] = True,
@@ -107,11 +107,10 @@ def from_encoder(
 ) -> None:
     """Static word vectors from a sentence encoder: each word encoded alone (Model2Vec's idea), for the word CNNs."""
     from wordconv.data.text import PreprocessConfig
-    from wordconv.embeddings.from_encoder import corpus_words, encoder_word_vectors, read_word_list
+    from wordconv.embeddings.catalog import resolve_vectors
+    from wordconv.embeddings.from_encoder import UNIFORM_STD, corpus_words, encoder_word_vectors, read_word_list
     from wordconv.embeddings.word2vec import read_corpus
     from wordconv.errors import ConfigError
-
-    from wordconv.embeddings.catalog import resolve_vectors
 
     with user_errors(err):
         joined = resolve_vectors(join, data_dir) if join is not None else None
@@ -132,7 +131,8 @@ def from_encoder(
         else:
             vocab = read_word_list(words)[:max_words]
         stats = encoder_word_vectors(vocab, output, encoder=encoder, batch_size=batch_size, center=center,
-                                     std=std or None, join=joined, progress=not quiet)
+                                     std=UNIFORM_STD if std is None else (std or None), join=joined,
+                                     progress=not quiet)
     joined_note = (f" after {stats['joined_dim']} of {escape(str(join))}" +
                    (f" ({stats['left_out']:,} words it lacks left out)" if stats["left_out"] else "")
                    if stats["joined_dim"] else "")
