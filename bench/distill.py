@@ -15,6 +15,11 @@ Rows per dataset:
                    IMDB's unlabelled reviews (``--w2v``; non-static), as in bench/cnn_family.py
   ROW+TAG          a row trained with the ``--set`` overrides of ``--tag TAG`` (e.g. another schedule)
 
+``--teacher sst2=DIR1,DIR2,DIR3`` makes the distilled rows learn from an ensemble (the mean of the
+teachers' logits); the table then adds a ``teacher ensemble`` row with the ensemble's measured test
+accuracy.  ``--label-only`` fills the teacher cache for each row's transfer set and trains nothing
+(label with both cores once, then train students side by side).
+
 With several ``--seeds`` a row's accuracy is the mean ± sd over them (the goal is judged on the mean);
 its other columns, and its speed, are its lowest seed's.
 
@@ -78,9 +83,10 @@ def model_size(path: Path) -> dict:
     return {"parameters": params, "bytes": (path / "model.safetensors").stat().st_size}
 
 
-def teacher_dir(data: str, given: dict, root: Path, seed: int, data_dir: str | None) -> Path:
+def teacher_dir(data: str, given: dict, root: Path, seed: int, data_dir: str | None) -> Path | list[Path]:
     if data in given:
-        return Path(given[data])
+        paths = [Path(p) for p in given[data].split(",")]
+        return paths[0] if len(paths) == 1 else paths
     path = root / f"teacher-{data}"
     if not (path / "model.safetensors").is_file():
         wordconv.train(data, "pretrained", path, overrides=["training.progress=false", *TEACHER_SETS[data]],
@@ -88,7 +94,7 @@ def teacher_dir(data: str, given: dict, root: Path, seed: int, data_dir: str | N
     return path
 
 
-def run_row(row: str, data: str, seed: int, args, teacher: Path, root: Path) -> dict:
+def run_row(row: str, data: str, seed: int, args, teacher: Path | list[Path], root: Path) -> dict | None:
     name = f"{row}+{args.tag}" if args.tag and row != "teacher" else row  # a recipe's rows: their own names
     out = root / f"{data}-{name}-s{seed}"
     fold = 0 if data == "mr" else None
@@ -98,10 +104,12 @@ def run_row(row: str, data: str, seed: int, args, teacher: Path, root: Path) -> 
         sets += ["embeddings.mode=non-static", f"embeddings.vectors={args.w2v}"]
     if (m := re.fullmatch(r"distill-aug-unl(\d+)k", row_kind)):
         row_kind, unlabeled_max = "distill-aug-unl", int(m.group(1)) * 1000
+    if args.label_only and not row_kind.startswith("distill"):
+        return None  # nothing to label
     t0 = time.perf_counter()
     if row_kind == "teacher":
-        pred = wordconv.load(teacher)
-        out = teacher
+        out = teacher[0] if isinstance(teacher, list) else teacher
+        pred = wordconv.load(out)
     elif row_kind == "plain":
         pred = wordconv.train(data, args.student, out, overrides=sets, fold=fold, seed=seed,
                               data_dir=args.data_dir, overwrite=True)
@@ -111,7 +119,10 @@ def run_row(row: str, data: str, seed: int, args, teacher: Path, root: Path) -> 
         if row_kind == "distill-aug-unl":
             sets += [f"distill.unlabeled_subdir={IMDB_UNSUP[1]}", f"distill.unlabeled_max={unlabeled_max}"]
         pred = wordconv.distill(teacher, args.student, data, out, overrides=sets, fold=fold, seed=seed,
-                                data_dir=args.data_dir, overwrite=True, **extra)
+                                data_dir=args.data_dir, overwrite=True, label_only=args.label_only, **extra)
+        if args.label_only:
+            print(f"{name} {data} seed={seed}: teacher outputs {pred}", file=sys.stderr)
+            return None
     meta = pred.meta
     d = meta.get("distillation", {})
     return {"row": name, "data": data, "seed": seed, "dir": str(out),
@@ -119,7 +130,8 @@ def run_row(row: str, data: str, seed: int, args, teacher: Path, root: Path) -> 
             "train_seconds": meta["training"]["seconds"], "epochs": meta["training"]["epochs_run"],
             "best_epoch": meta["training"]["best_epoch"], "wall_seconds": time.perf_counter() - t0,
             "transfer": d.get("transfer"), "teacher_outputs": d.get("teacher_outputs"),
-            "size": model_size(out), "sets": sets}
+            "size": model_size(out), "sets": sets,
+            **({"ensemble": {"teacher_test": d["teacher_test"], "teachers": d["teachers"]}} if "teachers" in d else {})}
 
 
 def rate(pred, texts: list[str], repeats: int) -> float:
@@ -190,6 +202,14 @@ def markdown(runs: list[dict], speeds: dict, meta: dict) -> str:
         if not rs:
             continue
         sp = speeds.get(data, {})
+        ensembles = {}  # the ensembles the rows learnt from, with their measured test accuracy
+        for r in rs.values():
+            if r.get("ensemble"):
+                ensembles.setdefault(tuple(t["teacher_id"] for t in r["ensemble"]["teachers"]), r["ensemble"])
+        for e in ensembles.values():
+            each = ", ".join(f"{t['teacher_test']['accuracy'] * 100:.2f}" for t in e["teachers"])
+            lines.append(f"| {data} | teacher ensemble ({len(e['teachers'])} fine-tuned MiniLMs; mean logits) | "
+                         f"{e['teacher_test']['accuracy'] * 100:.2f} (its teachers: {each}) | – | – | – | – | – | – | – |")
         for row in row_order(rs):
             r = rs[row]
             t = r.get("transfer") or {}
@@ -259,6 +279,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-speed", action="store_true",
                     help="train only; measure speed later, with every row done, on an idle machine")
     ap.add_argument("--table-only", action="store_true", help="rewrite the table from --out, run nothing")
+    ap.add_argument("--label-only", action="store_true",
+                    help="fill the teacher cache for the distilled rows' transfer sets; train nothing")
     args = ap.parse_args(argv)
     if args.table_only:
         state = json.loads(Path(args.out).read_text())
@@ -288,11 +310,15 @@ def main(argv=None) -> int:
                 if (name, data, seed) in done:
                     continue
                 r = run_row(row, data, seed, args, teacher, root)
+                if r is None:  # --label-only
+                    continue
                 runs = [x for x in runs if (x["row"], x["data"], x["seed"]) != (name, data, seed)] + [r]
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps({**state, "runs": runs}, indent=1))  # after every run: resumable
                 console.print(f"{row:16} {data:5} seed={seed}: acc {r['accuracy']:.2f}  train {r['train_seconds']:.0f}s"
                               f"  wall {r['wall_seconds']:.0f}s  transfer {r['transfer']}  teacher {r['teacher_outputs']}")
+    if args.label_only:
+        return 0
     speeds = dict(state.get("speeds", {}))
     for data in [] if args.no_speed else args.datasets:
         speeds[data] = speed(runs, data, args.data_dir, args.repeats)

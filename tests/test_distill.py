@@ -212,24 +212,30 @@ def test_cache_second_run_does_no_teacher_inference_and_a_changed_teacher_invali
     assert info["computed"] == 3
 
 
-def test_label_free_texts_never_get_gold_labels(tiny, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORDCONV_CACHE", str(tmp_path / "cache"))
-    seen = {}
+@pytest.fixture
+def transfers(monkeypatch):
+    """The transfer sets that distill() hands to the training loop, in call order."""
     from wordconv import pipeline
 
+    seen = []
     real_fit = pipeline.fit
 
     def spy(*args, transfer=None, **kwargs):
-        seen["transfer"] = transfer
+        seen.append(transfer)
         return real_fit(*args, transfer=transfer, **kwargs)
 
     monkeypatch.setattr(pipeline, "fit", spy)
+    return seen
+
+
+def test_label_free_texts_never_get_gold_labels(tiny, tmp_path, monkeypatch, transfers):
+    monkeypatch.setenv("WORDCONV_CACHE", str(tmp_path / "cache"))
     # the test texts also sit in the unlabelled corpus: they must be kept out
     unl = tmp_path / "unl.txt"
     unl.write_text(tiny["unlabeled"].read_text() + tiny["test"].read_text().replace("pos ", "").replace("neg ", ""))
     wordconv.distill(tiny["teacher"], "textcnn", output=None, augment=3, unlabeled=str(unl),
                      overrides=[*FAST, "training.epochs=1"])
-    tr = seen["transfer"]
+    tr = transfers[-1]
     n = tr.sizes["labelled"]
     assert n == 120 and tr.sizes["augmented"] > 0 and tr.sizes["unlabeled"] > 0
     assert all(g >= 0 for g in tr.gold[:n]) and all(g == -1 for g in tr.gold[n:])
@@ -264,3 +270,110 @@ def test_cli_distill(tiny, tmp_path, monkeypatch):
     assert (cfg["loss"], cfg["temperature"], cfg["alpha"]) == ("kl", 2.0, 0.5)
     bad = CliRunner().invoke(app, ["distill", "--teacher", str(tmp_path / "nope"), "--output", str(tmp_path / "x")])
     assert bad.exit_code != 0 and "nope" in bad.output
+
+
+def _relabelled_copy(src, dst, shift):
+    """``src`` with its labels in the other order (output rows swapped to match) and ``shift`` added
+    to its logits (given in the new order): the same classifier up to that shift."""
+    from wordconv.modeldir import load_artifact, save_artifact
+
+    art = load_artifact(src)
+    with torch.no_grad():
+        art.model.output.weight.copy_(art.model.output.weight.flip(0))
+        art.model.output.bias.copy_(art.model.output.bias.flip(0) + torch.tensor(shift))
+    art.labels = art.labels[::-1]
+    save_artifact(dst, art)
+    return dst
+
+
+def test_an_ensemble_teaches_the_mean_of_its_teachers_logits(tiny, tmp_path, monkeypatch, transfers):
+    monkeypatch.setenv("WORDCONV_CACHE", str(tmp_path / "cache"))
+    first = tiny["teacher"]
+    second = _relabelled_copy(first, tmp_path / "teacher2", [1.5, -0.5])
+    student = wordconv.distill([first, second], "textcnn", output=tmp_path / "student", augment=1,
+                               overrides=[*FAST, "training.epochs=1"])
+    tr = transfers[-1]
+    a, _ = D.teacher_logits(first, tr.texts, progress=False)  # both from the cache now
+    b, info = D.teacher_logits(second, tr.texts, progress=False)
+    assert info["computed"] == 0
+    labels = wordconv.load(first).labels
+    assert wordconv.load(second).labels == labels[::-1] and student.labels == labels
+    # the second teacher's columns are put in the first's label order before the mean
+    assert torch.allclose(tr.logits, (a + b.flip(-1)) / 2, atol=1e-6)
+    tol = 3e-2 if native_bf16(torch.device("cpu")) else 1e-5  # the teachers run in bf16 where it is native
+    assert torch.allclose(b.flip(-1), a + torch.tensor([-0.5, 1.5]), atol=tol)
+    meta = json.loads((tmp_path / "student" / "meta.json").read_text())["distillation"]
+    assert meta["teacher"] == [str(first), str(second)] and len(meta["teacher_id"]) == 2
+    assert meta["teacher_id"][0] != meta["teacher_id"][1]
+    assert [t["teacher"] for t in meta["teachers"]] == [str(first), str(second)]
+    assert meta["teacher_outputs"]["teachers"] == 2
+    assert meta["teacher_outputs"]["texts"] == len(tr.texts)
+    # the ensemble's test accuracy is measured, not copied from a teacher
+    test = [line.split(" ", 1) for line in tiny["test"].read_text().splitlines()]
+    mean, _, _ = D.ensemble_logits([first, second], [wordconv.load(p).artifact for p in (first, second)],
+                                [t for _, t in test], student.config.distill, "cpu", False, None)
+    hand = sum(labels[i] == g for i, (g, _) in zip(mean.argmax(-1).tolist(), test)) / len(test)
+    assert meta["teacher_test"]["accuracy"] == pytest.approx(hand)
+    # teachers of other labels cannot be averaged
+    other = tmp_path / "three.txt"
+    write_labelfirst(other, [("a", "x y"), ("b", "y z"), ("c", "z x")] * 12)
+    three = wordconv.train(str(other), "textcnn", tmp_path / "t3", overrides=[*FAST, "training.epochs=1"])
+    assert three.labels == ["a", "b", "c"]
+    with pytest.raises(ConfigError, match="share their labels"):
+        wordconv.distill([first, tmp_path / "t3"], "textcnn", output=None, overrides=FAST)
+    with pytest.raises(ConfigError, match="no teacher"):
+        wordconv.distill([], "textcnn", output=None, overrides=FAST)
+
+
+def test_a_fixed_transfer_seed_shares_the_transfer_set_and_its_teacher_outputs(tiny, tmp_path, monkeypatch,
+                                                                                  transfers):
+    monkeypatch.setenv("WORDCONV_CACHE", str(tmp_path / "cache"))
+    runs = []
+    for seed, transfer_seed in [(1, 7), (2, 7), (3, None)]:
+        runs.append(wordconv.distill(tiny["teacher"], "textcnn", output=tmp_path / f"s{seed}", augment=2,
+                                     unlabeled=str(tiny["unlabeled"]), seed=seed,
+                                     overrides=[*FAST, "training.epochs=1", "distill.unlabeled_max=20",
+                                                f"distill.transfer_seed={transfer_seed or 'null'}"]))
+    one, two, three = transfers
+    assert one.texts == two.texts and one.texts != three.texts
+    outputs = [r.meta["distillation"]["teacher_outputs"] for r in runs]
+    assert outputs[0]["computed"] > 0 and outputs[1]["computed"] == 0  # the second run: all from the cache
+    assert outputs[2]["computed"] > 0
+    assert runs[0].config.training.seed == 1 and runs[1].config.training.seed == 2
+
+
+def test_cli_distill_with_an_ensemble(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORDCONV_CACHE", str(tmp_path / "cache"))
+    second = _relabelled_copy(tiny["teacher"], tmp_path / "teacher2", [0.0, 0.0])
+    out = tmp_path / "cli-ensemble"
+    args = ["distill", "--teacher", str(tiny["teacher"]), "--teacher", str(second), "--output", str(out),
+            "--epochs", "1", "--quiet"]
+    for s in FAST:
+        args += ["--set", s]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "teacher ensemble (2) test accuracy" in result.output
+    meta = json.loads((out / "meta.json").read_text())["distillation"]
+    # the same classifier twice: the ensemble is as accurate as the teacher (up to bf16 rounding ties)
+    assert meta["teacher_test"]["accuracy"] == pytest.approx(wordconv.load(tiny["teacher"]).metrics["accuracy"],
+                                                             abs=0.05)
+
+
+def test_cli_label_only_fills_the_cache_and_the_student_then_does_no_teacher_inference(tiny, tmp_path,
+                                                                                        monkeypatch):
+    monkeypatch.setenv("WORDCONV_CACHE", str(tmp_path / "cache"))
+    common = ["--teacher", str(tiny["teacher"]), "--augment", "2", "--unlabeled", str(tiny["unlabeled"]),
+              "--unlabeled-max", "30", "--set", "distill.transfer_seed=5", "--quiet"]
+    for s in FAST:
+        common += ["--set", s]
+    result = CliRunner().invoke(app, ["distill", *common, "--label-only"])
+    assert result.exit_code == 0, result.output
+    assert "teacher outputs cached for" in result.output and "computed, 0 already cached" in result.output
+    assert not list(tmp_path.glob("student*"))
+    result = CliRunner().invoke(app, ["distill", *common, "--output", str(tmp_path / "student"), "--epochs", "1",
+                                      "--seed", "9"])
+    assert result.exit_code == 0, result.output
+    outputs = json.loads((tmp_path / "student" / "meta.json").read_text())["distillation"]["teacher_outputs"]
+    assert outputs["computed"] == 0 and outputs["cached"] > 120
+    missing = CliRunner().invoke(app, ["distill", *common])
+    assert missing.exit_code != 0 and "--output" in missing.output

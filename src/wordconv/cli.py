@@ -92,8 +92,11 @@ def train(
 
 @app.command()
 def distill(
-    teacher: Annotated[Path, typer.Option("--teacher", help="the fine-tuned teacher: a text classifier's model directory")] = ...,
-    output: Annotated[Path, typer.Option("--output", "-o", help="the student's model directory to write")] = ...,
+    teacher: Annotated[list[Path], typer.Option("--teacher", help="the fine-tuned teacher: a text classifier's model "
+                                                                  "directory; repeat it for an ensemble (the student "
+                                                                  "learns the mean of their logits)")] = ...,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="the student's model directory to write "
+                                                                         "(needed unless --label-only)")] = None,
     student: Annotated[str, typer.Option("--student", help="the student's architecture (a word model: textcnn, "
                                                            "dpcnn, cnn-attention, fasttext, ...)")] = "textcnn",
     data: Annotated[Optional[str], typer.Option("--data", help="registry name or file (default: the teacher's data "
@@ -115,26 +118,39 @@ def distill(
     overwrite: Annotated[bool, typer.Option(help="replace an existing output directory")] = False,
     resume: Annotated[bool, typer.Option(help="continue an interrupted run from OUTPUT.checkpoint/")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
+    label_only: Annotated[bool, typer.Option("--label-only", help="only compute and cache the teachers' outputs "
+                                                                  "for the transfer set, then stop (no student)")] = False,
 ) -> None:
     """Distil a fine-tuned teacher into a fast word CNN (Tang et al. 2019): the teacher labels the
     training texts, augmented copies and unlabelled text once (cached); the student learns its logits."""
     from wordconv.distillation import distill as run
     from wordconv.evaluation.report import report_tables
 
+    if output is None and not label_only:
+        raise typer.BadParameter("give the student's model directory (or --label-only to only label the "
+                                 "transfer set)", param_hint="'--output'")
     sets = list(set_ or [])
     if unlabeled_max is not None:
         sets.append(f"distill.unlabeled_max={unlabeled_max}")
     with user_errors(err, RESUME_HINT):
-        predictor = run(teacher, student, data, output, config=config, overrides=sets, unlabeled=unlabeled,
+        predictor = run(teacher[0] if len(teacher) == 1 else teacher, student, data, output, config=config, overrides=sets, unlabeled=unlabeled,
                         augment=augment, fold=fold, epochs=epochs, seed=seed, data_dir=data_dir,
-                        overwrite=overwrite, progress=False if quiet else None, resume=resume, console=err)
+                        overwrite=overwrite, progress=False if quiet else None, resume=resume, console=err,
+                        label_only=label_only)
+    if label_only:
+        t = predictor["transfer"]
+        out.print(f"teacher outputs cached for {sum(t.values()):,} texts ({t['labelled']:,} labelled + "
+                  f"{t['augmented']:,} augmented + {t['unlabeled']:,} unlabelled): {predictor['computed']:,} "
+                  f"computed, {predictor['cached']:,} already cached; in {predictor['cache']}", soft_wrap=True)
+        return
     if predictor.metrics is not None:
         for table in report_tables(predictor.metrics, title=f"{predictor.config.data.name} test (student)"):
             out.print(table)
     t, dmeta = predictor.meta.get("training", {}), predictor.meta.get("distillation", {})
     teacher_test = (dmeta.get("teacher_test") or {}).get("accuracy")
     if teacher_test is not None and predictor.metrics is not None:
-        out.print(f"teacher test accuracy {teacher_test:.4f}, student {predictor.metrics['accuracy']:.4f}")
+        who = "teacher" if len(teacher) == 1 else f"teacher ensemble ({len(teacher)})"
+        out.print(f"{who} test accuracy {teacher_test:.4f}, student {predictor.metrics['accuracy']:.4f}")
     out.print(f"student trained in {t.get('seconds', 0):.1f}s on {sum(dmeta.get('transfer', {}).values()):,} "
               f"texts; model saved to [bold]{output}[/]", soft_wrap=True)
 

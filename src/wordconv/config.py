@@ -212,6 +212,9 @@ class DistillConfig(Section):
     unlabeled_subdir: str | None = None
     unlabeled_max: int | None = Field(None, gt=0)  # keep this many (a seeded sample)
     unlabeled_sentences: bool = True  # split documents into sentences (for sentence-level tasks)
+    # the seed of the transfer set (augmentation, unlabelled sample); None: training.seed.  Fix it so
+    # that students trained with several seeds share one transfer set, and its cached teacher outputs
+    transfer_seed: int | None = None
     teacher_batch_size: int = Field(64, gt=0)
     cache_dir: str | None = None  # teacher outputs; None: $WORDCONV_CACHE/teacher or the user cache dir
 

@@ -36,7 +36,7 @@ from rich.console import Console
 from wordconv.errors import ConfigError, DataError
 
 __all__ = ["MASK", "TeacherCache", "TransferSet", "augment_texts", "distill", "distillation_loss",
-           "read_unlabeled", "teacher_logits", "word_neighbours"]
+           "ensemble_logits", "read_unlabeled", "teacher_logits", "word_neighbours"]
 
 MASK = "[MASK]"  # what a masked word becomes (BERT's mask token; a word of its own for the student)
 
@@ -325,6 +325,29 @@ def teacher_logits(teacher_dir: str | Path, texts: Sequence[str], *, cache_dir: 
     return out, summary
 
 
+def ensemble_logits(teachers: Sequence[str | Path], arts: Sequence[Any], texts: Sequence[str], d: Any,
+                    device: str, progress: bool, console: Console) -> tuple[torch.Tensor, dict, list[str]]:
+    """The mean of the teachers' logits for ``texts`` (columns in the first teacher's label order),
+    each teacher's from its own cache; a summary that adds up their work; and the teachers' ids."""
+    outs, summaries = [], []
+    for t, a in zip(teachers, arts):
+        logits, summary = teacher_logits(t, texts, cache_dir=d.cache_dir, batch_size=d.teacher_batch_size,
+                                         device=device, progress=progress, console=console, art=a)
+        outs.append(logits[:, [a.labels.index(name) for name in arts[0].labels]])
+        summaries.append(summary)
+    idents = [s["cache"].rsplit("/", 1)[-1] for s in summaries]
+    if len(outs) == 1:
+        return outs[0], summaries[0], idents
+    seconds = sum(s["teacher_seconds"] for s in summaries)
+    computed = sum(s["computed"] for s in summaries)
+    summary = {"texts": len(texts), "computed": computed, "cached": sum(s["cached"] for s in summaries),
+               "teacher_seconds": round(seconds, 3), "teachers": len(outs),
+               "cache": ", ".join(s["cache"] for s in summaries)}
+    if computed and seconds > 0:
+        summary["teacher_sentences_per_second"] = round(computed / seconds, 1)
+    return torch.stack(outs).mean(0), summary, idents
+
+
 # --------------------------------------------------------------------------------------------
 # distill()
 
@@ -345,20 +368,27 @@ class TransferSet:
                              f"{len(self.logits)} logit rows")
 
 
-def distill(teacher: str | Path, student: str | None = "textcnn", data: str | None = None,
+def distill(teacher: str | Path | Sequence[str | Path], student: str | None = "textcnn", data: str | None = None,
             output: str | Path | None = None, *, config: Any = None, overrides: list[str] | dict | None = None,
             unlabeled: str | None = None, augment: int | None = None, fold: int | None = None,
             epochs: int | None = None, seed: int | None = None, data_dir: str | None = None,
             overwrite: bool = False, progress: bool | None = None, resume: bool = False,
-            console: Console | None = None):
+            console: Console | None = None, label_only: bool = False):
     """Distil the fine-tuned classifier in ``teacher`` (a model directory) into a ``student`` word
     model trained on ``data`` (default: the teacher's dataset and fold), and save it to ``output``.
+
+    ``teacher`` may be several model directories (e.g. one encoder fine-tuned with several seeds):
+    the ensemble's logits, their mean, are what the student learns; each teacher's outputs are cached
+    on their own, and ``meta.json`` records the ensemble's test accuracy beside each teacher's.
 
     The transfer set is the labelled training texts, ``augment`` perturbed copies of each
     (:func:`augment_texts`) and the ``unlabeled`` corpus (:func:`read_unlabeled`); the teacher
     labels all of them once (cached).  The student trains on :func:`distillation_loss` (settings in
     the config's ``distill`` section), picks its best epoch on gold dev accuracy, is evaluated on the
     test split and saved as an ordinary model directory; ``meta.json`` records the distillation.
+    With ``label_only`` it stops once the teachers' outputs for the transfer set are cached and
+    returns their summary (dict): label once, then train students with other seeds or settings
+    (``distill.transfer_seed`` keeps their transfer set the same) without teacher inference.
 
     >>> student = wordconv.distill("runs/sst2-minilm", "textcnn", output="runs/sst2-student",
     ...                            augment=10)                                  # doctest: +SKIP
@@ -368,10 +398,18 @@ def distill(teacher: str | Path, student: str | None = "textcnn", data: str | No
 
     console = console or Console(stderr=True)
     t_start = time.perf_counter()
-    teacher_art = load_artifact(teacher)
-    if teacher_art.config.task != "textcat":
-        raise ConfigError(f"{teacher}: the teacher is a {teacher_art.config.task} model; distillation takes a text "
-                          "classifier (task textcat)")
+    teachers = [teacher] if isinstance(teacher, (str, Path)) else list(teacher)
+    if not teachers:
+        raise ConfigError("distill: no teacher given; pass a fine-tuned text classifier's model directory")
+    teacher_arts = [load_artifact(t) for t in teachers]
+    for t, a in zip(teachers, teacher_arts):
+        if a.config.task != "textcat":
+            raise ConfigError(f"{t}: the teacher is a {a.config.task} model; distillation takes a text "
+                              "classifier (task textcat)")
+        if sorted(a.labels) != sorted(teacher_arts[0].labels):
+            raise ConfigError(f"{t}: this teacher predicts {', '.join(a.labels)} but {teachers[0]} predicts "
+                              f"{', '.join(teacher_arts[0].labels)}; an ensemble's teachers must share their labels")
+    teacher, teacher_art = teachers[0], teacher_arts[0]
     if data is None and config is None:  # the teacher's data as it was split (fold, files, fields, seeds)
         config = {"data": teacher_art.config.data.model_dump(mode="json")}
     sets: dict[str, Any] = {}
@@ -390,7 +428,7 @@ def distill(teacher: str | Path, student: str | None = "textcnn", data: str | No
     if cfg.task != "textcat" or is_subword(cfg) or cfg.data.stream:
         raise ConfigError("the student must be a word-level text classifier (task textcat, a word model such as "
                           "textcnn, data.stream=false)")
-    if output is not None:
+    if output is not None and not label_only:
         check_output_dir(output, overwrite)
     d = cfg.distill
     show = cfg.training.progress
@@ -410,34 +448,54 @@ def distill(teacher: str | Path, student: str | None = "textcnn", data: str | No
 
         path = resolve_vectors(d.neighbours, cfg.data.data_dir, download=True)
         neighbours = word_neighbours(path, [w for t in labelled for w in t.split()], d.neighbours_k)
-    augmented = augment_texts(labelled, d.augment, seed=cfg.training.seed, p_mask=d.p_mask, p_replace=d.p_replace,
+    transfer_seed = cfg.training.seed if d.transfer_seed is None else d.transfer_seed
+    augmented = augment_texts(labelled, d.augment, seed=transfer_seed, p_mask=d.p_mask, p_replace=d.p_replace,
                               p_ngram=d.p_ngram, ngram_max=d.ngram_max, neighbours=neighbours)
     extra: list[str] = []
     if d.unlabeled:
         held_out = [ex.text for ex in splits.dev + splits.test]  # never let the test or dev texts in
         extra = read_unlabeled(d.unlabeled, cfg.data.data_dir, subdir=d.unlabeled_subdir, limit=d.unlabeled_max,
-                               seed=cfg.training.seed, sentences=d.unlabeled_sentences,
+                               seed=transfer_seed, sentences=d.unlabeled_sentences,
                                exclude=[*labelled, *augmented, *held_out])
     texts = labelled + augmented + extra
     if show:
+        named = str(teacher) if len(teachers) == 1 else f"ensemble of {len(teachers)}: " + ", ".join(map(str, teachers))
         console.print(f"transfer set: {len(labelled):,} labelled + {len(augmented):,} augmented + {len(extra):,} "
-                      f"unlabelled texts; teacher {teacher}")
-    logits, summary = teacher_logits(teacher, texts, cache_dir=d.cache_dir, batch_size=d.teacher_batch_size,
-                                     device=cfg.training.device, progress=show, console=console, art=teacher_art)
+                      f"unlabelled texts; teacher {named}")
+    logits, summary, idents = ensemble_logits(teachers, teacher_arts, texts, d, cfg.training.device, show, console)
     if show:
         console.print(f"teacher logits: {summary['computed']:,} computed, {summary['cached']:,} from the cache "
                       f"({summary['cache']})")
-    teacher_facts = {"teacher_model": teacher_art.config.model.type,
-                     "teacher_test": {k: teacher_art.metrics[k] for k in ("accuracy", "f1_macro")
-                                      if k in (teacher_art.metrics or {})} or None}
-    del teacher_art  # the teacher's weights are not needed from here on
+    if label_only:
+        return dict(summary, transfer={"labelled": len(labelled), "augmented": len(augmented),
+                                       "unlabeled": len(extra)})
+
+    def test_of(a) -> dict | None:
+        return {k: a.metrics[k] for k in ("accuracy", "f1_macro") if k in (a.metrics or {})} or None
+
+    teacher_facts = {"teacher_model": teacher_art.config.model.type, "teacher_test": test_of(teacher_art)}
+    if len(teachers) > 1:
+        # what the student learns is the ensemble: measure it on the test split (each teacher's outputs cached)
+        teacher_facts["teacher_test"] = None
+        if splits.test:
+            test_logits, _, _ = ensemble_logits(teachers, teacher_arts, [ex.text for ex in splits.test], d,
+                                                cfg.training.device, False, console)
+            from wordconv.evaluation.metrics import classification_metrics
+
+            m = classification_metrics([index[ex.label] for ex in splits.test], test_logits.argmax(-1).tolist(),
+                                       teacher_art.labels)
+            teacher_facts["teacher_test"] = {"accuracy": m["accuracy"], "f1_macro": m["f1_macro"]}
+        teacher_facts["teachers"] = [{"teacher": str(t), "teacher_id": i, "teacher_test": test_of(a)}
+                                     for t, i, a in zip(teachers, idents, teacher_arts)]
+    del teacher_art, teacher_arts  # the teachers' weights are not needed from here on
     transfer = TransferSet(texts, gold + [-1] * (len(augmented) + len(extra)), logits,
                            loss={"loss": d.loss, "temperature": d.temperature, "alpha": d.alpha},
                            sizes={"labelled": len(labelled), "augmented": len(augmented), "unlabeled": len(extra)})
     ckpt = checkpoint_dir(output) if output is not None else None
     art, result = fit(cfg, splits, console, ckpt, resume, transfer=transfer)
     art.meta["distillation"] = {
-        "teacher": str(teacher), "teacher_id": summary["cache"].rsplit("/", 1)[-1], **teacher_facts,
+        "teacher": str(teacher) if len(teachers) == 1 else [str(t) for t in teachers],
+        "teacher_id": idents[0] if len(teachers) == 1 else idents, **teacher_facts,
         "transfer": transfer.sizes, "teacher_outputs": {k: v for k, v in summary.items() if k != "cache"},
         **transfer.loss, "seconds": round(time.perf_counter() - t_start, 3),
     }

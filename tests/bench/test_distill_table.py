@@ -42,3 +42,17 @@ def test_seeds_are_averaged_and_the_goal_is_judged_on_the_mean():
 def test_tagged_rows_sort_after_the_plain_rows():
     rows = ["distill-aug-unl150k-w2v+lin3", "distill-aug-unl150k-w2v", "plain", "teacher"]
     assert bench.row_order(rows) == ["teacher", "plain", "distill-aug-unl150k-w2v", "distill-aug-unl150k-w2v+lin3"]
+
+
+def test_an_ensemble_row_shows_the_ensembles_measured_accuracy_once():
+    ensemble = {"teacher_test": {"accuracy": 0.9}, "teachers": [
+        {"teacher": "a", "teacher_id": "ida", "teacher_test": {"accuracy": 0.891}},
+        {"teacher": "b", "teacher_id": "idb", "teacher_test": {"accuracy": 0.8855}}]}
+    runs = [run("distill-aug+ens2", 13, 87.0) | {"ensemble": ensemble},
+            run("distill-aug+ens2", 14, 88.0) | {"ensemble": ensemble}, run("distill-aug", 13, 86.0)]
+    md = bench.markdown(runs, {}, META)
+    rows = [line for line in md.splitlines() if "teacher ensemble" in line]
+    assert rows == ["| sst2 | teacher ensemble (2 fine-tuned MiniLMs; mean logits) | 90.00 (its teachers: 89.10, 88.55) "
+                    "| – | – | – | – | – | – | – |"]
+    assert bench.teacher_dir("sst2", {"sst2": "x,y,z"}, Path("r"), 13, None) == [Path("x"), Path("y"), Path("z")]
+    assert bench.teacher_dir("sst2", {"sst2": "x"}, Path("r"), 13, None) == Path("x")
