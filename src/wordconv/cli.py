@@ -94,7 +94,7 @@ def train(
 def distill(
     teacher: Annotated[list[Path], typer.Option("--teacher", help="the fine-tuned teacher: a text classifier's model "
                                                                   "directory; repeat it for an ensemble (the student "
-                                                                  "learns the mean of their logits)")] = ...,
+                                                                  "learns the mean of their logits)", metavar="DIR")] = ...,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="the student's model directory to write "
                                                                          "(needed unless --label-only)")] = None,
     student: Annotated[str, typer.Option("--student", help="the student's architecture (a word model: textcnn, "
@@ -110,7 +110,8 @@ def distill(
                                                                      "al.: masking, word replacement, n-grams)")] = None,
     fold: Annotated[Optional[int], typer.Option(help="CV fold (default: the teacher's)")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="maximum epochs")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="seed for augmentation, sampling, init and batch order")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed for augmentation, sampling, init and batch order "
+                                                     "(--set distill.transfer_seed=N fixes the first two)")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="JSON/YAML config for the student")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. --set distill.loss=kl "
                                                                     "--set distill.temperature=2")] = None,
