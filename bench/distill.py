@@ -206,10 +206,14 @@ def markdown(runs: list[dict], speeds: dict, meta: dict) -> str:
         for r in rs.values():
             if r.get("ensemble"):
                 ensembles.setdefault(tuple(t["teacher_id"] for t in r["ensemble"]["teachers"]), r["ensemble"])
+        ensemble_lines = []
         for e in ensembles.values():
             each = ", ".join(f"{t['teacher_test']['accuracy'] * 100:.2f}" for t in e["teachers"])
-            lines.append(f"| {data} | teacher ensemble ({len(e['teachers'])} fine-tuned MiniLMs; mean logits) | "
-                         f"{e['teacher_test']['accuracy'] * 100:.2f} (its teachers: {each}) | – | – | – | – | – | – | – |")
+            ensemble_lines.append(f"| {data} | teacher ensemble ({len(e['teachers'])} fine-tuned MiniLMs; mean logits) "
+                                  f"| {e['teacher_test']['accuracy'] * 100:.2f} (its teachers: {each}) "
+                                  "| – | – | – | – | – | – | – |")
+        if "teacher" not in rs:
+            lines += ensemble_lines
         for row in row_order(rs):
             r = rs[row]
             t = r.get("transfer") or {}
@@ -223,6 +227,8 @@ def markdown(runs: list[dict], speeds: dict, meta: dict) -> str:
             lines.append(f"| {data} | {row} | {accuracy_cell(accs[row])} | {train_s} | {label_s} | {transfer} | "
                          f"{f'{s:,.0f}' if s else '–'} | {ratio} | {r['size']['parameters']:,} | "
                          f"{r['size']['bytes'] / 1e6:.1f} |")
+            if row == "teacher":
+                lines += ensemble_lines  # right below the single teacher
     for data in DATASETS:
         for name, value in speeds.get(data, {}).items():
             if name.endswith("(ONNX)") and speeds[data].get("teacher"):

@@ -52,7 +52,10 @@ def test_an_ensemble_row_shows_the_ensembles_measured_accuracy_once():
             run("distill-aug+ens2", 14, 88.0) | {"ensemble": ensemble}, run("distill-aug", 13, 86.0)]
     md = bench.markdown(runs, {}, META)
     rows = [line for line in md.splitlines() if "teacher ensemble" in line]
-    assert rows == ["| sst2 | teacher ensemble (2 fine-tuned MiniLMs; mean logits) | 90.00 (its teachers: 89.10, 88.55) "
+    assert "| sst2 | distill-aug |" in md.splitlines()[3]  # no single teacher: the ensemble comes first
+    assert rows == md.splitlines()[2:3] == ["| sst2 | teacher ensemble (2 fine-tuned MiniLMs; mean logits) | 90.00 (its teachers: 89.10, 88.55) "
                     "| – | – | – | – | – | – | – |"]
+    with_teacher = bench.markdown([run("teacher", 13, 89.0), *runs], {}, META).splitlines()
+    assert "| sst2 | teacher |" in with_teacher[2] and with_teacher[3] == rows[0]  # below the single teacher
     assert bench.teacher_dir("sst2", {"sst2": "x,y,z"}, Path("r"), 13, None) == [Path("x"), Path("y"), Path("z")]
     assert bench.teacher_dir("sst2", {"sst2": "x"}, Path("r"), 13, None) == Path("x")
