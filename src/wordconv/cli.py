@@ -134,7 +134,7 @@ def distill(
     if unlabeled_max is not None:
         sets.append(f"distill.unlabeled_max={unlabeled_max}")
     with user_errors(err, RESUME_HINT):
-        predictor = run(teacher[0] if len(teacher) == 1 else teacher, student, data, output, config=config, overrides=sets, unlabeled=unlabeled,
+        predictor = run(teacher, student, data, output, config=config, overrides=sets, unlabeled=unlabeled,
                         augment=augment, fold=fold, epochs=epochs, seed=seed, data_dir=data_dir,
                         overwrite=overwrite, progress=False if quiet else None, resume=resume, console=err,
                         label_only=label_only)

@@ -466,9 +466,9 @@ def distill(teacher: str | Path | Sequence[str | Path], student: str | None = "t
     if show:
         console.print(f"teacher logits: {summary['computed']:,} computed, {summary['cached']:,} from the cache "
                       f"({summary['cache']})")
+    sizes = {"labelled": len(labelled), "augmented": len(augmented), "unlabeled": len(extra)}
     if label_only:
-        return dict(summary, transfer={"labelled": len(labelled), "augmented": len(augmented),
-                                       "unlabeled": len(extra)})
+        return dict(summary, transfer=sizes)
 
     def test_of(a) -> dict | None:
         return {k: a.metrics[k] for k in ("accuracy", "f1_macro") if k in (a.metrics or {})} or None
@@ -490,7 +490,7 @@ def distill(teacher: str | Path | Sequence[str | Path], student: str | None = "t
     del teacher_art, teacher_arts  # the teachers' weights are not needed from here on
     transfer = TransferSet(texts, gold + [-1] * (len(augmented) + len(extra)), logits,
                            loss={"loss": d.loss, "temperature": d.temperature, "alpha": d.alpha},
-                           sizes={"labelled": len(labelled), "augmented": len(augmented), "unlabeled": len(extra)})
+                           sizes=sizes)
     ckpt = checkpoint_dir(output) if output is not None else None
     art, result = fit(cfg, splits, console, ckpt, resume, transfer=transfer)
     art.meta["distillation"] = {
